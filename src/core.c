@@ -1,0 +1,69 @@
+/*
+ * core.c: luaopen_envoke_core, the module's entry point.
+ *
+ * The only process-wide state is libcurl's own, initialised once and thread-safely;
+ * everything else lives in userdata owned by the Lua state that created it.
+ */
+#include <pthread.h>
+#include <curl/curl.h>
+
+#include "buffer.h"
+#include "compat.h"
+#include "core.h"
+
+#ifndef ENVOKE_VERSION
+#define ENVOKE_VERSION "0.0.0"
+#endif
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result = CURLE_FAILED_INIT;
+
+static void init_curl(void)
+{
+    curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static int scratch_gc(lua_State *L)
+{
+    ek_buffer_free((ek_buffer *)lua_touserdata(L, 1));
+    return 0;
+}
+
+ek_buffer *ek_new_scratch(lua_State *L)
+{
+    ek_buffer *b = (ek_buffer *)lua_newuserdata(L, sizeof *b);
+    ek_buffer_init(b);
+    if (luaL_newmetatable(L, EK_MODULE ".scratch")) {
+        lua_pushcfunction(L, scratch_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    return b;
+}
+
+/* Exported without hidden visibility: the one symbol Lua looks up. */
+__attribute__((visibility("default"))) int luaopen_envoke_core(lua_State *L);
+
+int luaopen_envoke_core(lua_State *L)
+{
+    const curl_version_info_data *info;
+
+    pthread_once(&curl_once, init_curl);
+    if (curl_init_result != CURLE_OK)
+        return luaL_error(L, EK_MODULE ": curl_global_init failed: %s", curl_easy_strerror(curl_init_result));
+    info = curl_version_info(CURLVERSION_NOW);
+
+    lua_newtable(L);
+    lua_pushliteral(L, ENVOKE_VERSION);
+    lua_setfield(L, -2, "_VERSION");
+    lua_pushstring(L, info->version);
+    lua_setfield(L, -2, "curl_version");
+    lua_pushfstring(L, "lua-envoke/%s libcurl/%s", ENVOKE_VERSION, info->version);
+    lua_setfield(L, -2, "user_agent");
+
+    ek_open_json(L);
+    ek_open_pool(L);
+    ek_open_clock(L);
+    ek_open_random(L);
+    return 1;
+}

@@ -1,0 +1,458 @@
+/*
+ * json.c: encodes Lua values as JSON for request bodies.
+ *
+ * Strict by design: a body that cannot be represented exactly (NaN, invalid
+ * UTF-8, a sparse or mixed table, a cycle) is refused with the path of the
+ * value, so nothing ever sends a truncated or invalid document.
+ */
+#include "json.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compat.h"
+#include "core.h"
+
+/* The address of this byte is core.empty_array: a value that encodes as []. */
+static const char empty_array_sentinel = 0;
+
+/* One step of the path from the document's root to the value being encoded. */
+typedef struct path_step {
+    const struct path_step *parent;
+    const char *key; /* object member name, or NULL for an array index */
+    size_t keylen;
+    lua_Integer index;
+} path_step;
+
+typedef struct encoder {
+    lua_State *L;
+    ek_buffer *out;
+    int depth;
+    const void *open_tables[EK_JSON_MAX_DEPTH];
+    char *err;
+    size_t errlen;
+} encoder;
+
+/* What each byte needs inside a JSON string: 0 copy, 1 escape, 2 UTF-8 lead or invalid. */
+static const unsigned char byte_class[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x00 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x10 */
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x20: '"' */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* 0x50: '\\' */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0x80 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
+
+static int is_identifier(const char *s, size_t n)
+{
+    size_t i;
+    if (n == 0 || n > 64 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') || s[0] == '_'))
+        return 0;
+    for (i = 1; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Writes the path of step into dst ("$.a[2]"), truncating safely. */
+static size_t format_path(const path_step *step, char *dst, size_t cap)
+{
+    const path_step *steps[EK_JSON_MAX_DEPTH + 1];
+    size_t n = 0, len;
+    int i;
+
+    for (; step != NULL && n < EK_JSON_MAX_DEPTH + 1; step = step->parent)
+        steps[n++] = step;
+    len = (size_t)snprintf(dst, cap, "$");
+    for (i = (int)n - 1; i >= 0 && len < cap; i--) {
+        const path_step *s = steps[i];
+        int w;
+        if (s->key == NULL) {
+            w = snprintf(dst + len, cap - len, "[%lld]", (long long)s->index);
+        } else if (is_identifier(s->key, s->keylen)) {
+            w = snprintf(dst + len, cap - len, ".%.*s", (int)s->keylen, s->key);
+        } else {
+            /* Odd keys are shown quoted, with unprintable bytes as \xNN. */
+            size_t k;
+            w = snprintf(dst + len, cap - len, "[\"");
+            for (k = 0; k < s->keylen && k < 40 && w >= 0 && len + (size_t)w < cap; k++) {
+                unsigned char c = (unsigned char)s->key[k];
+                int x = (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+                    ? snprintf(dst + len + w, cap - len - w, "%c", c)
+                    : snprintf(dst + len + w, cap - len - w, "\\x%02X", c);
+                w += x;
+            }
+            if (len + (size_t)w < cap)
+                w += snprintf(dst + len + w, cap - len - w, "%s\"]", s->keylen > 40 ? "..." : "");
+        }
+        if (w < 0)
+            break;
+        len += (size_t)w;
+    }
+    return len < cap ? len : cap - 1;
+}
+
+static int fail(encoder *e, const path_step *at, const char *fmt, ...)
+{
+    size_t n = format_path(at, e->err, e->errlen);
+    va_list ap;
+    if (n + 2 < e->errlen) {
+        memcpy(e->err + n, ": ", 3);
+        n += 2;
+        va_start(ap, fmt);
+        vsnprintf(e->err + n, e->errlen - n, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static int out_of_memory(encoder *e, const path_step *at)
+{
+    return fail(e, at, "out of memory");
+}
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 if invalid. */
+static size_t utf8_sequence(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    unsigned char lo = 0x80, hi = 0xBF;
+    size_t len, i;
+
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0)
+            lo = 0xA0; /* overlong */
+        else if (c == 0xED)
+            hi = 0x9F; /* UTF-16 surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0)
+            lo = 0x90; /* overlong */
+        else if (c == 0xF4)
+            hi = 0x8F; /* above U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF)
+            return 0;
+    return len;
+}
+
+static int encode_string(encoder *e, const char *str, size_t n, const path_step *at, int is_key)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)str;
+    ek_buffer *out = e->out;
+    size_t i = 0;
+
+    if (ek_buffer_reserve(out, n + 2) != 0)
+        return out_of_memory(e, at);
+    ek_buffer_put(out, '"');
+    while (i < n) {
+        size_t run = i;
+        while (run < n && byte_class[s[run]] == 0)
+            run++;
+        if (run > i) {
+            if (ek_buffer_append(out, str + i, run - i) != 0)
+                return out_of_memory(e, at);
+            i = run;
+            continue;
+        }
+        if (byte_class[s[i]] == 1) {
+            char esc[6] = { '\\', 0, '0', '0', 0, 0 };
+            size_t elen = 2;
+            switch (s[i]) {
+            case '"': esc[1] = '"'; break;
+            case '\\': esc[1] = '\\'; break;
+            case '\b': esc[1] = 'b'; break;
+            case '\f': esc[1] = 'f'; break;
+            case '\n': esc[1] = 'n'; break;
+            case '\r': esc[1] = 'r'; break;
+            case '\t': esc[1] = 't'; break;
+            default:
+                esc[1] = 'u';
+                esc[4] = hex[s[i] >> 4];
+                esc[5] = hex[s[i] & 15];
+                elen = 6;
+            }
+            if (ek_buffer_append(out, esc, elen) != 0)
+                return out_of_memory(e, at);
+            i++;
+        } else {
+            size_t len = utf8_sequence(s + i, n - i);
+            if (len == 0)
+                return fail(e, at, "%sinvalid UTF-8 at byte %lu", is_key ? "key has " : "",
+                            (unsigned long)(i + 1));
+            if (ek_buffer_append(out, str + i, len) != 0)
+                return out_of_memory(e, at);
+            i += len;
+        }
+    }
+    if (ek_buffer_reserve(out, 1) != 0)
+        return out_of_memory(e, at);
+    ek_buffer_put(out, '"');
+    return 0;
+}
+
+static int encode_number(encoder *e, int idx, const path_step *at)
+{
+    char num[40];
+    int len;
+
+    if (ek_isinteger(e->L, idx)) {
+        len = snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(e->L, idx));
+    } else {
+        double d = (double)lua_tonumber(e->L, idx);
+        if (isnan(d) || isinf(d))
+            return fail(e, at, "%s is not a finite number (JSON has no NaN or infinity)",
+                        isnan(d) ? "NaN" : "infinity");
+        if (d == floor(d) && fabs(d) < 9007199254740992.0) {
+            len = snprintf(num, sizeof num, "%.0f", d);
+        } else {
+            /* The shortest of 15 or 17 digits that reads back as the same double. */
+            int i;
+            len = snprintf(num, sizeof num, "%.15g", d);
+            if (strtod(num, NULL) != d)
+                len = snprintf(num, sizeof num, "%.17g", d);
+            /* A locale's decimal comma must never reach the JSON text. */
+            for (i = 0; i < len; i++)
+                if (num[i] == ',')
+                    num[i] = '.';
+        }
+    }
+    if (ek_buffer_append(e->out, num, (size_t)len) != 0)
+        return out_of_memory(e, at);
+    return 0;
+}
+
+static int encode_value(encoder *e, int idx, const path_step *at);
+
+static const char *describe_key(lua_State *L, int idx, char *buf, size_t cap)
+{
+    if (lua_type(L, idx) == LUA_TNUMBER) {
+        snprintf(buf, cap, "number %.14g", (double)lua_tonumber(L, idx));
+        return buf;
+    }
+    return lua_typename(L, lua_type(L, idx));
+}
+
+static int is_array_index(lua_State *L, int idx, lua_Integer *out)
+{
+    lua_Number d;
+    if (lua_type(L, idx) != LUA_TNUMBER)
+        return 0;
+    if (ek_isinteger(L, idx)) {
+        *out = lua_tointeger(L, idx);
+        return *out >= 1;
+    }
+    d = lua_tonumber(L, idx);
+    if (d >= 1 && d == floor(d) && d < 9007199254740992.0) {
+        *out = (lua_Integer)d;
+        return 1;
+    }
+    return 0;
+}
+
+static int has_array_mt(lua_State *L, int idx)
+{
+    int marked;
+    if (!lua_getmetatable(L, idx))
+        return 0;
+    luaL_getmetatable(L, EK_JSON_ARRAY_MT);
+    marked = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return marked;
+}
+
+static int encode_table(encoder *e, int idx, const path_step *at)
+{
+    lua_State *L = e->L;
+    const void *self = lua_topointer(L, idx);
+    lua_Integer count = 0, strings = 0, max_index = 0, i;
+    int marked, d, rc = 0;
+    char keybuf[48];
+
+    if (e->depth >= EK_JSON_MAX_DEPTH)
+        return fail(e, at, "nested too deep (more than %d levels)", EK_JSON_MAX_DEPTH);
+    for (d = 0; d < e->depth; d++)
+        if (e->open_tables[d] == self)
+            return fail(e, at, "cycle: the table contains itself");
+    if (!lua_checkstack(L, 6))
+        return fail(e, at, "nested too deep for the Lua stack");
+
+    /* Decide array or object from the keys alone, before writing anything. */
+    marked = has_array_mt(L, idx);
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        lua_Integer k;
+        lua_pop(L, 1);
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            strings++;
+        } else if (is_array_index(L, -1, &k)) {
+            if (k > max_index)
+                max_index = k;
+        } else {
+            rc = fail(e, at, "has a %s key (object keys must be strings, array indices 1..n)",
+                      describe_key(L, -1, keybuf, sizeof keybuf));
+            lua_pop(L, 1);
+            return rc;
+        }
+        count++;
+    }
+    if (strings > 0 && strings < count)
+        return fail(e, at, "mixes string keys and array indices");
+    if (strings > 0 && marked)
+        return fail(e, at, "is marked as an array but has string keys");
+    if (strings == 0 && max_index != count)
+        return fail(e, at, "is a sparse array (%lld values, largest index %lld)",
+                    (long long)count, (long long)max_index);
+
+    e->open_tables[e->depth++] = self;
+    if (strings == 0 && (count > 0 || marked)) {
+        if (ek_buffer_append(e->out, "[", 1) != 0)
+            return out_of_memory(e, at);
+        for (i = 1; i <= count; i++) {
+            path_step step = { at, NULL, 0, i };
+            if (i > 1 && ek_buffer_append(e->out, ",", 1) != 0)
+                return out_of_memory(e, &step);
+            lua_rawgeti(L, idx, (int)i);
+            rc = encode_value(e, lua_gettop(L), &step);
+            lua_pop(L, 1);
+            if (rc != 0)
+                return rc;
+        }
+        if (ek_buffer_append(e->out, "]", 1) != 0)
+            return out_of_memory(e, at);
+    } else {
+        int first = 1;
+        if (ek_buffer_append(e->out, "{", 1) != 0)
+            return out_of_memory(e, at);
+        lua_pushnil(L);
+        while (lua_next(L, idx) != 0) {
+            path_step step = { at, NULL, 0, 0 };
+            step.key = lua_tolstring(L, -2, &step.keylen);
+            if (!first && ek_buffer_append(e->out, ",", 1) != 0)
+                rc = out_of_memory(e, &step);
+            if (rc == 0)
+                rc = encode_string(e, step.key, step.keylen, &step, 1);
+            if (rc == 0 && ek_buffer_append(e->out, ":", 1) != 0)
+                rc = out_of_memory(e, &step);
+            if (rc == 0)
+                rc = encode_value(e, lua_gettop(L), &step);
+            lua_pop(L, 1);
+            if (rc != 0) {
+                lua_pop(L, 1);
+                return rc;
+            }
+            first = 0;
+        }
+        if (ek_buffer_append(e->out, "}", 1) != 0)
+            return out_of_memory(e, at);
+    }
+    e->depth--;
+    return 0;
+}
+
+static int encode_value(encoder *e, int idx, const path_step *at)
+{
+    lua_State *L = e->L;
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+        return ek_buffer_append(e->out, "null", 4) ? out_of_memory(e, at) : 0;
+    case LUA_TBOOLEAN:
+        return (lua_toboolean(L, idx) ? ek_buffer_append(e->out, "true", 4)
+                                      : ek_buffer_append(e->out, "false", 5))
+            ? out_of_memory(e, at) : 0;
+    case LUA_TNUMBER:
+        return encode_number(e, idx, at);
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        return encode_string(e, s, n, at, 0);
+    }
+    case LUA_TTABLE:
+        return encode_table(e, idx, at);
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == NULL)
+            return ek_buffer_append(e->out, "null", 4) ? out_of_memory(e, at) : 0;
+        if (lua_touserdata(L, idx) == (void *)&empty_array_sentinel)
+            return ek_buffer_append(e->out, "[]", 2) ? out_of_memory(e, at) : 0;
+        return fail(e, at, "cannot encode a light userdata (only core.null and core.empty_array)");
+    default:
+        return fail(e, at, "cannot encode a %s", lua_typename(L, lua_type(L, idx)));
+    }
+}
+
+int ek_json_encode(lua_State *L, int idx, ek_buffer *out, char *err, size_t errlen)
+{
+    encoder e;
+    size_t start = out->len;
+    int rc;
+
+    e.L = L;
+    e.out = out;
+    e.depth = 0;
+    e.err = err;
+    e.errlen = errlen;
+    err[0] = '\0';
+    rc = encode_value(&e, ek_absindex(L, idx), NULL);
+    if (rc != 0)
+        out->len = start; /* never leave half a document behind */
+    return rc;
+}
+
+/* core.json_encode(value) -> string; raises naming the path of a value it cannot encode. */
+static int l_json_encode(lua_State *L)
+{
+    ek_buffer *scratch = (ek_buffer *)lua_touserdata(L, lua_upvalueindex(1));
+    char err[256];
+
+    luaL_checkany(L, 1);
+    lua_settop(L, 1);
+    ek_buffer_reset(scratch);
+    if (ek_json_encode(L, 1, scratch, err, sizeof err) != 0)
+        return luaL_error(L, "envoke.core: cannot encode JSON: %s", err);
+    lua_pushlstring(L, scratch->data, scratch->len);
+    ek_buffer_shrink(scratch, EK_KEEP_BUFFER);
+    return 1;
+}
+
+void ek_open_json(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {
+        { "json_encode", l_json_encode },
+        { NULL, NULL },
+    };
+
+    ek_new_scratch(L);
+    ek_setfuncs(L, funcs, 1);
+
+    lua_pushlightuserdata(L, NULL);
+    lua_setfield(L, -2, "null");
+    lua_pushlightuserdata(L, (void *)&empty_array_sentinel);
+    lua_setfield(L, -2, "empty_array");
+    luaL_newmetatable(L, EK_JSON_ARRAY_MT);
+    lua_pushliteral(L, "array");
+    lua_setfield(L, -2, "__jsontype");
+    lua_setfield(L, -2, "array_mt");
+}

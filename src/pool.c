@@ -1,0 +1,1054 @@
+/*
+ * pool.c: the connection pool, envoke.core.pool.
+ *
+ * One curl multi handle per pool keeps connections alive across calls; easy
+ * handles are recycled with their buffers. Every call is a submission to the
+ * multi handle: the blocking request() is "submit, then drive until this one
+ * is done", so blocking and non-blocking calls share one path and one cache.
+ *
+ * No Lua code ever runs inside a libcurl callback: responses land in C
+ * buffers and become Lua values only after curl returns, so a Lua error can
+ * never unwind through libcurl.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <curl/curl.h>
+
+#include "buffer.h"
+#include "compat.h"
+#include "core.h"
+#include "json.h"
+
+#define POOL_MT EK_MODULE ".pool"
+#define DEFAULT_MAX_BODY (16 * 1024 * 1024)
+#define DEFAULT_CONNECT_TIMEOUT_MS 5000
+#define DEFAULT_TIMEOUT_MS 10000
+#define MAX_HEADER_LINE 8192
+
+typedef enum { REQ_FREE, REQ_RUNNING, REQ_DONE } req_state;
+
+typedef struct ek_request {
+    struct ek_request *prev, *next; /* in the pool's running, done or free list */
+    struct ek_pool *pool;
+    CURL *easy;
+    lua_Integer id;
+    req_state state;
+    int blocking; /* owned by a request() call, never reported by finished() */
+    CURLcode result;
+    int too_large, out_of_memory;
+    struct curl_slist *own_headers; /* per-request header list, when extra headers were given */
+    ek_buffer body;
+    ek_buffer response;
+    ek_buffer headers; /* raw header lines of the final response */
+    char errbuf[CURL_ERROR_SIZE];
+} ek_request;
+
+typedef struct req_list {
+    ek_request *head, *tail;
+    int count;
+} req_list;
+
+typedef struct ek_pool {
+    int closed;
+    CURLM *multi;
+    req_list running, done, spare;
+    lua_Integer next_id;
+    ek_buffer scratch; /* JSON encoding and URL building */
+
+    /* options, fixed for the pool's life */
+    char *base_url;
+    char *username, *password, *bearer;
+    char *ca_file, *proxy, *user_agent;
+    char *proxy_secret; /* userinfo of the proxy URL, redacted from messages */
+    long connect_timeout_ms, timeout_ms, max_connections;
+    curl_off_t max_body;
+    int verify, http2;
+    struct curl_slist *headers_plain, *headers_json;
+} ek_pool;
+
+/* ---- lists ---------------------------------------------------------------- */
+
+static void list_push(req_list *l, ek_request *r)
+{
+    r->prev = l->tail;
+    r->next = NULL;
+    if (l->tail)
+        l->tail->next = r;
+    else
+        l->head = r;
+    l->tail = r;
+    l->count++;
+}
+
+static void list_remove(req_list *l, ek_request *r)
+{
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        l->head = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    else
+        l->tail = r->prev;
+    r->prev = r->next = NULL;
+    l->count--;
+}
+
+/* ---- libcurl callbacks: C only ------------------------------------------- */
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    ek_request *r = (ek_request *)userdata;
+    size_t n = size * nmemb;
+
+    if ((curl_off_t)(r->response.len + n) > r->pool->max_body) {
+        r->too_large = 1;
+        return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+    }
+    if (ek_buffer_append(&r->response, data, n) != 0) {
+        r->out_of_memory = 1;
+        return 0;
+    }
+    return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    ek_request *r = (ek_request *)userdata;
+    size_t n = size * nmemb;
+
+    /* Each status line starts a new response (100 Continue, proxy CONNECT); keep the last. */
+    if (n >= 5 && memcmp(data, "HTTP/", 5) == 0)
+        ek_buffer_reset(&r->headers);
+    else if (r->headers.len + n > 64 * 1024)
+        return n; /* a flood of headers is not kept, but the body still counts */
+    else if (ek_buffer_append(&r->headers, data, n) != 0) {
+        r->out_of_memory = 1;
+        return 0;
+    }
+    return n;
+}
+
+/* ---- errors ---------------------------------------------------------------- */
+
+/* Replaces every occurrence of secret in msg (NUL-terminated, cap bytes) with "***". */
+static void redact(char *msg, size_t cap, const char *secret)
+{
+    char out[CURL_ERROR_SIZE + 64];
+    size_t slen, o = 0;
+    const char *in = msg, *at;
+
+    if (secret == NULL || (slen = strlen(secret)) == 0 || strstr(msg, secret) == NULL)
+        return;
+    while (o + 1 < sizeof out && *in) {
+        at = strstr(in, secret);
+        if (at == in) {
+            size_t k;
+            for (k = 0; k < 3 && o + 1 < sizeof out; k++)
+                out[o++] = '*';
+            in += slen;
+        } else {
+            out[o++] = *in++;
+        }
+    }
+    out[o] = '\0';
+    snprintf(msg, cap, "%s", out);
+}
+
+typedef struct failure {
+    const char *kind;
+    int sent;
+    int retryable;
+} failure;
+
+static failure classify(const ek_request *r)
+{
+    failure f = { "network", 1, 1 };
+
+    if (r->too_large || r->result == CURLE_FILESIZE_EXCEEDED) {
+        f.kind = "too_large";
+        f.retryable = 0;
+        return f;
+    }
+    if (r->out_of_memory || r->result == CURLE_OUT_OF_MEMORY) {
+        f.kind = "memory";
+        f.retryable = 0;
+        return f;
+    }
+    switch (r->result) {
+    case CURLE_OPERATION_TIMEDOUT: {
+        long sent_bytes = 0;
+        f.kind = "timeout";
+        /* A timeout before any byte of the request went out cannot have reached the server. */
+        if (curl_easy_getinfo(r->easy, CURLINFO_REQUEST_SIZE, &sent_bytes) == CURLE_OK && sent_bytes == 0)
+            f.sent = 0;
+        break;
+    }
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+        f.sent = 0;
+        break;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_USE_SSL_FAILED:
+        f.kind = "tls";
+        f.sent = 0; /* the handshake comes before the request */
+        f.retryable = 0;
+        break;
+    case CURLE_BAD_CONTENT_ENCODING:
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_HTTP2:
+        f.kind = "protocol";
+        f.retryable = 0;
+        break;
+    default:
+        break; /* resets, empty replies, truncated bodies: network, retryable */
+    }
+    return f;
+}
+
+/* Pushes the error table of a failed transfer. */
+static void push_failure(lua_State *L, ek_pool *p, ek_request *r)
+{
+    failure f = classify(r);
+    char msg[CURL_ERROR_SIZE + 64];
+
+    if (r->too_large)
+        snprintf(msg, sizeof msg, "response body is larger than max_body (%lld bytes)", (long long)p->max_body);
+    else if (r->out_of_memory)
+        snprintf(msg, sizeof msg, "out of memory while receiving the response");
+    else
+        snprintf(msg, sizeof msg, "%s", r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->result));
+    redact(msg, sizeof msg, p->password);
+    redact(msg, sizeof msg, p->bearer);
+    redact(msg, sizeof msg, p->proxy_secret);
+
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, f.kind);
+    lua_setfield(L, -2, "kind");
+    lua_pushstring(L, msg);
+    lua_setfield(L, -2, "message");
+    lua_pushinteger(L, (lua_Integer)r->result);
+    lua_setfield(L, -2, "curl_code");
+    lua_pushboolean(L, f.sent);
+    lua_setfield(L, -2, "sent");
+    lua_pushboolean(L, f.retryable);
+    lua_setfield(L, -2, "retryable");
+}
+
+/* ---- results --------------------------------------------------------------- */
+
+/* Pushes the response headers as a table: lowercased name -> value, repeats joined by ", ". */
+static void push_headers(lua_State *L, ek_request *r)
+{
+    char *line = r->headers.data, *end = r->headers.data + r->headers.len;
+
+    lua_createtable(L, 0, 8);
+    while (line != NULL && line < end) {
+        char *eol = memchr(line, '\n', (size_t)(end - line));
+        char *colon, *vstart, *vend, *c;
+        if (eol == NULL)
+            eol = end;
+        colon = memchr(line, ':', (size_t)(eol - line));
+        if (colon != NULL && colon > line) {
+            for (c = line; c < colon; c++)
+                if (*c >= 'A' && *c <= 'Z')
+                    *c = (char)(*c - 'A' + 'a');
+            vstart = colon + 1;
+            vend = eol;
+            while (vstart < vend && (*vstart == ' ' || *vstart == '\t'))
+                vstart++;
+            while (vend > vstart && (vend[-1] == '\r' || vend[-1] == ' ' || vend[-1] == '\t'))
+                vend--;
+            lua_pushlstring(L, line, (size_t)(colon - line));
+            lua_pushvalue(L, -1);
+            lua_rawget(L, -3);
+            if (lua_isnil(L, -1)) {
+                lua_pop(L, 1);
+                lua_pushlstring(L, vstart, (size_t)(vend - vstart));
+            } else {
+                lua_pushliteral(L, ", ");
+                lua_pushlstring(L, vstart, (size_t)(vend - vstart));
+                lua_concat(L, 3);
+            }
+            lua_rawset(L, -3);
+        }
+        line = eol + 1;
+    }
+}
+
+/* Pushes status, body, headers (or nil, err); returns the number of values. */
+static int push_result(lua_State *L, ek_pool *p, ek_request *r)
+{
+    long status = 0;
+
+    if (r->result != CURLE_OK || r->too_large || r->out_of_memory) {
+        lua_pushnil(L);
+        push_failure(L, p, r);
+        return 2;
+    }
+    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+    lua_pushinteger(L, (lua_Integer)status);
+    lua_pushlstring(L, r->response.data ? r->response.data : "", r->response.len);
+    push_headers(L, r);
+    return 3;
+}
+
+/* ---- request lifecycle ----------------------------------------------------- */
+
+static void request_destroy(ek_request *r)
+{
+    if (r->easy)
+        curl_easy_cleanup(r->easy);
+    curl_slist_free_all(r->own_headers);
+    ek_buffer_free(&r->body);
+    ek_buffer_free(&r->response);
+    ek_buffer_free(&r->headers);
+    free(r);
+}
+
+/* Returns a finished or cancelled request to the spare list, ready for reuse. */
+static void request_recycle(ek_pool *p, ek_request *r)
+{
+    if (r->state == REQ_RUNNING) {
+        curl_multi_remove_handle(p->multi, r->easy);
+        list_remove(&p->running, r);
+    } else if (r->state == REQ_DONE) {
+        curl_multi_remove_handle(p->multi, r->easy);
+        list_remove(&p->done, r);
+    }
+    curl_slist_free_all(r->own_headers);
+    r->own_headers = NULL;
+    ek_buffer_shrink(&r->body, EK_KEEP_BUFFER);
+    ek_buffer_shrink(&r->response, EK_KEEP_BUFFER);
+    ek_buffer_shrink(&r->headers, EK_KEEP_BUFFER);
+    r->state = REQ_FREE;
+    r->blocking = 0;
+    list_push(&p->spare, r);
+}
+
+/* Options that stay the same for every request of the pool are set once per easy handle. */
+static int set_fixed_options(ek_pool *p, ek_request *r)
+{
+    CURL *e = r->easy;
+    CURLcode rc = CURLE_OK;
+
+#define SET(opt, val) \
+    if (rc == CURLE_OK) \
+    rc = curl_easy_setopt(e, opt, val)
+    SET(CURLOPT_PRIVATE, (void *)r);
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, (void *)r);
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_HEADERDATA, (void *)r);
+    SET(CURLOPT_ERRORBUFFER, r->errbuf);
+    SET(CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    SET(CURLOPT_CONNECTTIMEOUT_MS, p->connect_timeout_ms);
+    SET(CURLOPT_TIMEOUT_MS, p->timeout_ms);
+    SET(CURLOPT_SSL_VERIFYPEER, p->verify ? 1L : 0L);
+    SET(CURLOPT_SSL_VERIFYHOST, p->verify ? 2L : 0L);
+    SET(CURLOPT_USERAGENT, p->user_agent);
+    SET(CURLOPT_ACCEPT_ENCODING, ""); /* every encoding this libcurl can decode */
+    SET(CURLOPT_MAXFILESIZE_LARGE, p->max_body);
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    SET(CURLOPT_HTTP_VERSION, p->http2 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
+    SET(CURLOPT_PIPEWAIT, 1L);
+    if (p->ca_file)
+        SET(CURLOPT_CAINFO, p->ca_file);
+    if (p->proxy)
+        SET(CURLOPT_PROXY, p->proxy);
+    if (p->username) {
+        SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        SET(CURLOPT_USERNAME, p->username);
+        SET(CURLOPT_PASSWORD, p->password);
+    } else if (p->bearer) {
+        SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+        SET(CURLOPT_XOAUTH2_BEARER, p->bearer);
+    }
+#undef SET
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+/* A spare request, or a new one; NULL when out of memory. */
+static ek_request *request_acquire(ek_pool *p)
+{
+    ek_request *r = p->spare.head;
+
+    if (r != NULL) {
+        list_remove(&p->spare, r);
+        return r;
+    }
+    r = (ek_request *)calloc(1, sizeof *r);
+    if (r == NULL)
+        return NULL;
+    r->pool = p;
+    ek_buffer_init(&r->body);
+    ek_buffer_init(&r->response);
+    ek_buffer_init(&r->headers);
+    r->easy = curl_easy_init();
+    if (r->easy == NULL || set_fixed_options(p, r) != 0) {
+        request_destroy(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* ---- argument checks: all raise before anything is allocated or sent ------ */
+
+static const char *const methods[] = { "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", NULL };
+
+static int check_method(lua_State *L, int arg)
+{
+    const char *m = luaL_checkstring(L, arg);
+    int i;
+    for (i = 0; methods[i] != NULL; i++)
+        if (strcmp(m, methods[i]) == 0)
+            return i;
+    return luaL_argerror(L, arg, lua_pushfstring(L, "unsupported HTTP method '%s'", m));
+}
+
+static const char *check_path(lua_State *L, int arg, size_t *len)
+{
+    const char *path = luaL_checklstring(L, arg, len);
+    size_t i;
+
+    if (*len == 0 || path[0] != '/')
+        luaL_argerror(L, arg, "path must start with '/'");
+    for (i = 0; i < *len; i++) {
+        unsigned char c = (unsigned char)path[i];
+        if (c <= 0x20 || c >= 0x7f || c == '#')
+            luaL_argerror(L, arg, lua_pushfstring(L,
+                "path has a byte that must be percent-encoded (byte %d, code %d)", (int)i + 1, (int)c));
+    }
+    return path;
+}
+
+static int is_token_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+        (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/* Checks the headers table; returns how many headers it holds. */
+static int check_headers(lua_State *L, int arg)
+{
+    int count = 0;
+
+    if (lua_isnoneornil(L, arg))
+        return 0;
+    luaL_checktype(L, arg, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, arg) != 0) {
+        size_t nlen, vlen, i;
+        const char *name, *value;
+        if (lua_type(L, -2) != LUA_TSTRING)
+            return luaL_argerror(L, arg, "header names must be strings");
+        if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
+            return luaL_argerror(L, arg, "header values must be strings");
+        name = lua_tolstring(L, -2, &nlen);
+        value = lua_tolstring(L, -1, &vlen);
+        if (nlen == 0 || nlen > 256)
+            return luaL_argerror(L, arg, "header name must be 1 to 256 characters");
+        for (i = 0; i < nlen; i++)
+            if (!is_token_char((unsigned char)name[i]))
+                return luaL_argerror(L, arg, lua_pushfstring(L, "header name '%s' has a character not allowed in a name", name));
+        for (i = 0; i < vlen; i++)
+            if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
+                return luaL_argerror(L, arg, lua_pushfstring(L, "header '%s' has CR, LF or NUL in its value", name));
+        lua_pop(L, 1);
+        count++;
+    }
+    return count;
+}
+
+static int ascii_casecmp(const char *a, const char *b)
+{
+    for (;; a++, b++) {
+        int ca = (*a >= 'A' && *a <= 'Z') ? *a + 32 : *a;
+        int cb = (*b >= 'A' && *b <= 'Z') ? *b + 32 : *b;
+        if (ca != cb || ca == 0)
+            return ca - cb;
+    }
+}
+
+/* True when the caller's headers table names this header (any case). */
+static int header_given(lua_State *L, int arg, const char *name)
+{
+    int found = 0;
+    if (lua_isnoneornil(L, arg))
+        return 0;
+    lua_pushnil(L);
+    while (!found && lua_next(L, arg) != 0) {
+        found = ascii_casecmp(lua_tostring(L, -2), name) == 0;
+        lua_pop(L, 1);
+    }
+    if (found)
+        lua_pop(L, 1);
+    return found;
+}
+
+/* ---- submitting and driving -------------------------------------------- */
+
+static ek_pool *check_pool(lua_State *L)
+{
+    ek_pool *p = (ek_pool *)luaL_checkudata(L, 1, POOL_MT);
+    if (p->closed)
+        luaL_error(L, EK_MODULE ": attempt to use a closed pool");
+    return p;
+}
+
+static void fail_request(ek_pool *p, ek_request *r, CURLcode code, const char *why)
+{
+    r->result = code;
+    snprintf(r->errbuf, sizeof r->errbuf, "%s", why);
+    if (r->state == REQ_RUNNING) {
+        curl_multi_remove_handle(p->multi, r->easy);
+        list_remove(&p->running, r);
+    }
+    r->state = REQ_DONE;
+    list_push(&p->done, r);
+}
+
+/* Moves every transfer curl reports finished from the running list to the done list. */
+static void harvest(ek_pool *p)
+{
+    CURLMsg *m;
+    int left;
+
+    while ((m = curl_multi_info_read(p->multi, &left)) != NULL) {
+        ek_request *r = NULL;
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        r->result = m->data.result;
+        curl_multi_remove_handle(p->multi, r->easy);
+        list_remove(&p->running, r);
+        r->state = REQ_DONE;
+        list_push(&p->done, r);
+    }
+}
+
+/* One round of progress: waits up to wait_ms for socket activity, then drives and harvests. */
+static void drive(ek_pool *p, int wait_ms)
+{
+    int running;
+    CURLMcode mc = CURLM_OK;
+
+    if (wait_ms > 0)
+        mc = curl_multi_poll(p->multi, NULL, 0, wait_ms, NULL);
+    if (mc == CURLM_OK)
+        mc = curl_multi_perform(p->multi, &running);
+    if (mc != CURLM_OK) {
+        /* The multi handle itself failed: fail what it carries rather than spin. */
+        while (p->running.head != NULL)
+            fail_request(p, p->running.head, CURLE_SEND_ERROR, curl_multi_strerror(mc));
+        return;
+    }
+    harvest(p);
+}
+
+/*
+ * Validates the arguments at base .. base+3 (method, path, body, headers) and
+ * adds the request to the multi handle. Raises on bad arguments before
+ * anything is sent; whatever it allocates is owned by the pool at every point.
+ */
+static ek_request *submit(lua_State *L, ek_pool *p, int base, int blocking)
+{
+    int method = check_method(L, base);
+    size_t plen;
+    const char *path = check_path(L, base + 1, &plen);
+    int body_type = lua_type(L, base + 2);
+    int nheaders = check_headers(L, base + 3);
+    const char *mname = methods[method];
+    const char *body = NULL;
+    size_t blen = 0;
+    int has_body = 0, json_body = 0, is_get = method == 0, is_head = method == 5;
+    char err[256];
+    ek_request *r;
+    struct curl_slist *list;
+    CURLcode rc = CURLE_OK;
+
+    if (body_type == LUA_TTABLE || body_type == LUA_TLIGHTUSERDATA) {
+        ek_buffer_reset(&p->scratch);
+        if (ek_json_encode(L, base + 2, &p->scratch, err, sizeof err) != 0)
+            luaL_error(L, EK_MODULE ": cannot encode the request body as JSON: %s", err);
+        has_body = json_body = 1;
+    } else if (body_type == LUA_TSTRING) {
+        body = lua_tolstring(L, base + 2, &blen);
+        has_body = 1;
+    } else if (body_type != LUA_TNIL && body_type != LUA_TNONE) {
+        luaL_argerror(L, base + 2, "body must be a string, a table or nil");
+    }
+    if (has_body && (is_get || is_head))
+        luaL_argerror(L, base + 2, lua_pushfstring(L, "a %s request has no body", mname));
+
+    r = request_acquire(p);
+    if (r == NULL)
+        luaL_error(L, EK_MODULE ": out of memory");
+    /* From here on r is in a pool list whatever happens, so close() can always free it. */
+    r->state = REQ_RUNNING;
+    r->blocking = blocking;
+    r->id = ++p->next_id;
+    r->result = CURLE_OK;
+    r->too_large = r->out_of_memory = 0;
+    r->errbuf[0] = '\0';
+    ek_buffer_reset(&r->response);
+    ek_buffer_reset(&r->headers);
+    list_push(&p->running, r);
+
+    if (json_body) {
+        ek_buffer t = r->body; /* hand the encoded body over without copying */
+        r->body = p->scratch;
+        p->scratch = t;
+    } else {
+        ek_buffer_reset(&r->body);
+        if (has_body && ek_buffer_append(&r->body, body, blen) != 0)
+            rc = CURLE_OUT_OF_MEMORY;
+    }
+
+    if (nheaders > 0) {
+        list = NULL;
+        lua_pushnil(L);
+        while (lua_next(L, base + 3) != 0) {
+            ek_buffer_reset(&p->scratch);
+            lua_pushvalue(L, -2); /* numbers are turned into strings on copies, not on keys */
+            lua_pushvalue(L, -2);
+            if (ek_buffer_append(&p->scratch, lua_tostring(L, -2), strlen(lua_tostring(L, -2))) != 0 ||
+                ek_buffer_append(&p->scratch, ": ", 2) != 0 ||
+                ek_buffer_append(&p->scratch, lua_tostring(L, -1), strlen(lua_tostring(L, -1)) + 1) != 0 ||
+                (r->own_headers = curl_slist_append(list, p->scratch.data)) == NULL) {
+                rc = CURLE_OUT_OF_MEMORY;
+                r->own_headers = list;
+                lua_pop(L, 4);
+                break;
+            }
+            list = r->own_headers;
+            lua_pop(L, 3);
+        }
+        {
+            static const char *const defaults[] = { "Accept: application/json", "Expect:", "Content-Type: application/json" };
+            static const char *const names[] = { "Accept", "Expect", "Content-Type" };
+            int i;
+            for (i = 0; rc == CURLE_OK && i < (has_body ? 3 : 2); i++) {
+                if (header_given(L, base + 3, names[i]))
+                    continue;
+                list = curl_slist_append(r->own_headers, defaults[i]);
+                if (list == NULL)
+                    rc = CURLE_OUT_OF_MEMORY;
+                else
+                    r->own_headers = list;
+            }
+        }
+    }
+
+    ek_buffer_reset(&p->scratch);
+    if (rc == CURLE_OK && (ek_buffer_append(&p->scratch, p->base_url, strlen(p->base_url)) != 0 ||
+                           ek_buffer_append(&p->scratch, path, plen) != 0 ||
+                           ek_buffer_append(&p->scratch, "", 1) != 0))
+        rc = CURLE_OUT_OF_MEMORY;
+
+#define SET(opt, val) \
+    if (rc == CURLE_OK) \
+    rc = curl_easy_setopt(r->easy, opt, val)
+    SET(CURLOPT_URL, p->scratch.data);
+    SET(CURLOPT_NOBODY, is_head ? 1L : 0L);
+    if (is_get || is_head || (!has_body && method == 4)) {
+        if (!is_head)
+            SET(CURLOPT_HTTPGET, 1L);
+    } else {
+        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body.len);
+        SET(CURLOPT_POSTFIELDS, r->body.len ? r->body.data : "");
+    }
+    SET(CURLOPT_CUSTOMREQUEST, (is_get || is_head || method == 1) ? NULL : mname);
+    SET(CURLOPT_HTTPHEADER, r->own_headers ? r->own_headers : has_body ? p->headers_json : p->headers_plain);
+#undef SET
+
+    if (rc != CURLE_OK) {
+        fail_request(p, r, rc, curl_easy_strerror(rc));
+        return r;
+    }
+    if (curl_multi_add_handle(p->multi, r->easy) != CURLM_OK)
+        fail_request(p, r, CURLE_OUT_OF_MEMORY, "curl_multi_add_handle failed");
+    return r;
+}
+
+/* pool:request(method, path [, body [, headers]]) -> status, body, headers | nil, err */
+static int l_request(lua_State *L)
+{
+    ek_pool *p = check_pool(L);
+    ek_request *r = submit(L, p, 2, 1);
+    int n;
+
+    drive(p, 0);
+    while (r->state == REQ_RUNNING)
+        drive(p, 1000);
+    n = push_result(L, p, r);
+    request_recycle(p, r);
+    return n;
+}
+
+/* pool:submit(method, path [, body [, headers]]) -> id */
+static int l_submit(lua_State *L)
+{
+    ek_pool *p = check_pool(L);
+    ek_request *r = submit(L, p, 2, 0);
+    lua_pushinteger(L, r->id);
+    return 1;
+}
+
+static int async_running(ek_pool *p)
+{
+    int n = 0;
+    ek_request *r;
+    for (r = p->running.head; r != NULL; r = r->next)
+        n += !r->blocking;
+    return n;
+}
+
+/* pool:perform([timeout_ms]) -> running. Returns once a transfer finishes, none
+ * is left, or timeout_ms has passed; 0 drives what is ready and never waits. */
+static int l_perform(lua_State *L)
+{
+    ek_pool *p = check_pool(L);
+    lua_Integer timeout = luaL_optinteger(L, 2, 0);
+    struct timespec now;
+    double deadline;
+
+    luaL_argcheck(L, timeout >= 0 && timeout <= 86400000, 2, "timeout must be 0 to 86400000 milliseconds");
+    drive(p, 0);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    deadline = (double)now.tv_sec * 1000.0 + (double)now.tv_nsec / 1e6 + (double)timeout;
+    while (p->done.head == NULL && p->running.head != NULL) {
+        double left;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        left = deadline - ((double)now.tv_sec * 1000.0 + (double)now.tv_nsec / 1e6);
+        if (left < 1)
+            break;
+        drive(p, (int)left);
+    }
+    lua_pushinteger(L, async_running(p));
+    return 1;
+}
+
+/* pool:finished() -> id, status, body, headers | id, nil, err | nil */
+static int l_finished(lua_State *L)
+{
+    ek_pool *p = check_pool(L);
+    ek_request *r;
+    int n;
+
+    /* A blocking request left here was orphaned by a memory error while its
+     * result was being pushed; nobody will claim it. */
+    while ((r = p->done.head) != NULL && r->blocking)
+        request_recycle(p, r);
+    if (r == NULL) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_pushinteger(L, r->id);
+    n = push_result(L, p, r);
+    request_recycle(p, r); /* only after the result is safely on the Lua stack */
+    return n + 1;
+}
+
+static ek_request *find_request(req_list *l, lua_Integer id)
+{
+    ek_request *r;
+    for (r = l->head; r != NULL; r = r->next)
+        if (r->id == id && !r->blocking)
+            return r;
+    return NULL;
+}
+
+/* pool:cancel(id) -> true when the request was pending (it is dropped), else false */
+static int l_cancel(lua_State *L)
+{
+    ek_pool *p = check_pool(L);
+    lua_Integer id = luaL_checkinteger(L, 2);
+    ek_request *r = find_request(&p->running, id);
+
+    if (r == NULL)
+        r = find_request(&p->done, id);
+    if (r != NULL)
+        request_recycle(p, r);
+    lua_pushboolean(L, r != NULL);
+    return 1;
+}
+
+/* pool:pending() -> how many submitted requests have not been collected */
+static int l_pending(lua_State *L)
+{
+    ek_pool *p = check_pool(L);
+    lua_pushinteger(L, (lua_Integer)(p->running.count + p->done.count));
+    return 1;
+}
+
+/* ---- lifetime -------------------------------------------------------------- */
+
+static void destroy_list(ek_pool *p, req_list *l)
+{
+    while (l->head != NULL) {
+        ek_request *r = l->head;
+        list_remove(l, r);
+        if (r->state == REQ_RUNNING && p->multi)
+            curl_multi_remove_handle(p->multi, r->easy);
+        request_destroy(r);
+    }
+}
+
+/* close(), __gc and __close: one idempotent function, as in liolib.c. */
+static int l_close(lua_State *L)
+{
+    ek_pool *p = (ek_pool *)luaL_checkudata(L, 1, POOL_MT);
+
+    if (p->closed)
+        return 0;
+    p->closed = 1;
+    destroy_list(p, &p->running);
+    destroy_list(p, &p->done);
+    destroy_list(p, &p->spare);
+    if (p->multi)
+        curl_multi_cleanup(p->multi);
+    p->multi = NULL;
+    curl_slist_free_all(p->headers_plain);
+    curl_slist_free_all(p->headers_json);
+    p->headers_plain = p->headers_json = NULL;
+    free(p->base_url);
+    free(p->username);
+    free(p->password);
+    free(p->bearer);
+    free(p->ca_file);
+    free(p->proxy);
+    free(p->user_agent);
+    free(p->proxy_secret);
+    p->base_url = p->username = p->password = p->bearer = NULL;
+    p->ca_file = p->proxy = p->user_agent = p->proxy_secret = NULL;
+    ek_buffer_free(&p->scratch);
+    return 0;
+}
+
+static int l_tostring(lua_State *L)
+{
+    ek_pool *p = (ek_pool *)luaL_checkudata(L, 1, POOL_MT);
+    if (p->closed)
+        lua_pushliteral(L, POOL_MT " (closed)");
+    else
+        lua_pushfstring(L, POOL_MT " (%p)", (void *)p);
+    return 1;
+}
+
+/* ---- options ------------------------------------------------------------- */
+
+static void store_string(lua_State *L, const char *name, char **slot, int allow_empty)
+{
+    size_t len, i;
+    const char *s;
+
+    if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, EK_MODULE ": option '%s' must be a string, got %s", name, luaL_typename(L, -1));
+    s = lua_tolstring(L, -1, &len);
+    if (len == 0 && !allow_empty)
+        luaL_error(L, EK_MODULE ": option '%s' must not be empty", name);
+    for (i = 0; i < len; i++)
+        if (s[i] == '\0' || s[i] == '\r' || s[i] == '\n')
+            luaL_error(L, EK_MODULE ": option '%s' must not contain CR, LF or NUL", name);
+    free(*slot);
+    *slot = strdup(s);
+    if (*slot == NULL)
+        luaL_error(L, EK_MODULE ": out of memory");
+}
+
+static long integer_option(lua_State *L, const char *name, long min, long max)
+{
+    lua_Number v = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : -1e300;
+    if (!(v >= (lua_Number)min && v <= (lua_Number)max) || v != (lua_Number)(long)v)
+        luaL_error(L, EK_MODULE ": option '%s' must be an integer from %d to %d", name, (int)min, (int)max);
+    return (long)v;
+}
+
+static int boolean_option(lua_State *L, const char *name)
+{
+    if (lua_type(L, -1) != LUA_TBOOLEAN)
+        luaL_error(L, EK_MODULE ": option '%s' must be a boolean, got %s", name, luaL_typename(L, -1));
+    return lua_toboolean(L, -1);
+}
+
+static int has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static void check_base_url(lua_State *L, ek_pool *p)
+{
+    char *u = p->base_url;
+    const char *host = has_prefix(u, "http://") ? u + 7 : has_prefix(u, "https://") ? u + 8 : NULL;
+    size_t n, authority;
+
+    if (host == NULL)
+        luaL_error(L, EK_MODULE ": option 'base_url' must start with http:// or https://");
+    authority = strcspn(host, "/");
+    if (authority == 0)
+        luaL_error(L, EK_MODULE ": option 'base_url' has no host");
+    if (memchr(host, '@', authority) != NULL)
+        luaL_error(L, EK_MODULE ": option 'base_url' must not carry credentials (use username and password)");
+    if (strpbrk(u, "?# \t") != NULL)
+        luaL_error(L, EK_MODULE ": option 'base_url' must not have a query, a fragment or spaces");
+    n = strlen(u);
+    while (n > 0 && u[n - 1] == '/')
+        u[--n] = '\0';
+}
+
+/* The userinfo of a proxy URL ("user:pass"), kept only to redact it from messages. */
+static void note_proxy_secret(lua_State *L, ek_pool *p)
+{
+    const char *s = strstr(p->proxy, "://");
+    const char *start = s ? s + 3 : p->proxy;
+    size_t authority = strcspn(start, "/");
+    const char *at = memchr(start, '@', authority);
+
+    if (at == NULL)
+        return;
+    p->proxy_secret = strndup(start, (size_t)(at - start));
+    if (p->proxy_secret == NULL)
+        luaL_error(L, EK_MODULE ": out of memory");
+}
+
+static void read_option(lua_State *L, ek_pool *p, const char *name)
+{
+    if (strcmp(name, "base_url") == 0)
+        store_string(L, name, &p->base_url, 0);
+    else if (strcmp(name, "username") == 0)
+        store_string(L, name, &p->username, 0);
+    else if (strcmp(name, "password") == 0)
+        store_string(L, name, &p->password, 1);
+    else if (strcmp(name, "bearer") == 0)
+        store_string(L, name, &p->bearer, 0);
+    else if (strcmp(name, "ca_file") == 0)
+        store_string(L, name, &p->ca_file, 0);
+    else if (strcmp(name, "proxy") == 0)
+        store_string(L, name, &p->proxy, 1);
+    else if (strcmp(name, "user_agent") == 0)
+        store_string(L, name, &p->user_agent, 0);
+    else if (strcmp(name, "connect_timeout_ms") == 0)
+        p->connect_timeout_ms = integer_option(L, name, 1, 86400000);
+    else if (strcmp(name, "timeout_ms") == 0)
+        p->timeout_ms = integer_option(L, name, 0, 86400000);
+    else if (strcmp(name, "max_connections") == 0)
+        p->max_connections = integer_option(L, name, 0, 65536);
+    else if (strcmp(name, "max_body") == 0)
+        p->max_body = integer_option(L, name, 1, 2147483647L);
+    else if (strcmp(name, "verify") == 0)
+        p->verify = boolean_option(L, name);
+    else if (strcmp(name, "http2") == 0)
+        p->http2 = boolean_option(L, name);
+    else
+        luaL_error(L, EK_MODULE ": unknown option '%s'", name);
+}
+
+/* core.pool{ base_url = ..., ... } -> pool. Raises naming any bad option. */
+static int l_pool_new(lua_State *L)
+{
+    ek_pool *p;
+    const curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    /* Created closed-safe: __gc frees whatever a raising option left behind. */
+    p = (ek_pool *)lua_newuserdata(L, sizeof *p);
+    memset(p, 0, sizeof *p);
+    luaL_getmetatable(L, POOL_MT);
+    lua_setmetatable(L, -2);
+    p->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
+    p->timeout_ms = DEFAULT_TIMEOUT_MS;
+    p->max_body = DEFAULT_MAX_BODY;
+    p->verify = 1;
+    p->http2 = 1;
+
+    lua_pushnil(L);
+    while (lua_next(L, 1) != 0) {
+        if (lua_type(L, -2) != LUA_TSTRING)
+            return luaL_error(L, EK_MODULE ": option names must be strings");
+        read_option(L, p, lua_tostring(L, -2));
+        lua_pop(L, 1);
+    }
+    if (p->base_url == NULL)
+        return luaL_error(L, EK_MODULE ": option 'base_url' is required");
+    check_base_url(L, p);
+    if ((p->username == NULL) != (p->password == NULL))
+        return luaL_error(L, EK_MODULE ": options 'username' and 'password' go together");
+    if (p->username && p->bearer)
+        return luaL_error(L, EK_MODULE ": option 'bearer' cannot be combined with 'username' and 'password'");
+    if (p->proxy)
+        note_proxy_secret(L, p);
+    if (p->user_agent == NULL) {
+        size_t n = strlen(ENVOKE_VERSION) + strlen(info->version) + 32;
+        p->user_agent = malloc(n);
+        if (p->user_agent == NULL)
+            return luaL_error(L, EK_MODULE ": out of memory");
+        snprintf(p->user_agent, n, "lua-envoke/%s libcurl/%s", ENVOKE_VERSION, info->version);
+    }
+
+    p->multi = curl_multi_init();
+    p->headers_plain = curl_slist_append(NULL, "Accept: application/json");
+    if (p->headers_plain)
+        p->headers_plain = curl_slist_append(p->headers_plain, "Expect:");
+    p->headers_json = curl_slist_append(NULL, "Accept: application/json");
+    if (p->headers_json)
+        p->headers_json = curl_slist_append(p->headers_json, "Expect:");
+    if (p->headers_json)
+        p->headers_json = curl_slist_append(p->headers_json, "Content-Type: application/json");
+    if (p->multi == NULL || p->headers_plain == NULL || p->headers_json == NULL)
+        return luaL_error(L, EK_MODULE ": out of memory");
+    if (p->max_connections > 0)
+        curl_multi_setopt(p->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, p->max_connections);
+    return 1;
+}
+
+void ek_open_pool(lua_State *L)
+{
+    static const luaL_Reg meta[] = {
+        { "__gc", l_close },
+        { "__close", l_close },
+        { "__tostring", l_tostring },
+        { NULL, NULL },
+    };
+    static const luaL_Reg methods_reg[] = {
+        { "request", l_request },
+        { "submit", l_submit },
+        { "perform", l_perform },
+        { "finished", l_finished },
+        { "cancel", l_cancel },
+        { "pending", l_pending },
+        { "close", l_close },
+        { NULL, NULL },
+    };
+
+    luaL_newmetatable(L, POOL_MT);
+    ek_setfuncs(L, meta, 0);
+    lua_newtable(L);
+    ek_setfuncs(L, methods_reg, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+
+    lua_pushcfunction(L, l_pool_new);
+    lua_setfield(L, -2, "pool");
+}
