@@ -9,7 +9,6 @@
 #   make sandbox             run the sandbox server in the foreground
 #   make bench               benchmarks (not part of check)
 
-VERSION  := 0.1.0
 LUA      ?= 5.4
 PREFIX   ?= /usr/local
 CC       ?= cc
@@ -30,7 +29,7 @@ CURL_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
 CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 
 WARN   := -std=c99 -pedantic -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-DEFS   := -D_POSIX_C_SOURCE=200809L -DENVOKE_VERSION='"$(VERSION)"'
+DEFS   := -D_POSIX_C_SOURCE=200809L
 ifneq ($(SANITIZE),)
   SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -O1 -g
   BUILD    := build/$(LUA)-asan

@@ -10,10 +10,7 @@
 #include "buffer.h"
 #include "compat.h"
 #include "core.h"
-
-#ifndef ENVOKE_VERSION
-#define ENVOKE_VERSION "0.0.0"
-#endif
+#include "version.h"
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_result = CURLE_FAILED_INIT;

@@ -20,6 +20,7 @@
 #include "compat.h"
 #include "core.h"
 #include "json.h"
+#include "version.h"
 
 #define POOL_MT EK_MODULE ".pool"
 #define DEFAULT_MAX_BODY (16 * 1024 * 1024)

@@ -1,0 +1,418 @@
+--- A contact: fields read as plain values, chainable setters that validate at
+-- once, and calls that send only what changed.
+--
+--    local c = client:contact{ email = "jane@example.com", first_name = "Jane" }
+--    c:set("city", "Toronto"):interest("Newsletter", "Set"):consent("Express", "Signed up on the form")
+--    local ok, err = c:save{ keyfield = "email" }
+--    print(c.id, c.consent_status)
+--
+-- Setters raise on a bad field or value (a programmer error); calls that reach
+-- the network return the contact (or true) on success and `nil, err` on failure.
+-- @classmod envoke.contact
+local errors = require "envoke.errors"
+local query = require "envoke.query"
+local schema = require "envoke.schema"
+
+local Contact = {}
+
+-- Private slots, keyed by tables so no field name can collide with them.
+local CLIENT, FIELDS, CHANGES, CLEAR = {}, {}, {}, {}
+
+local function fail(level, fmt, ...)
+  error("envoke: " .. fmt:format(...), level + 1)
+end
+
+local mt = {}
+
+function mt.__index(self, key)
+  local method = Contact[key]
+  if method ~= nil then return method end
+  local pending = rawget(self, CHANGES)[key]
+  if pending ~= nil and type(pending) ~= "table" then return pending end
+  return rawget(self, FIELDS)[key]
+end
+
+-- `c.city = "Toronto"` is `c:set("city", "Toronto")`: validated and tracked.
+function mt.__newindex(self, key, value)
+  Contact.set(self, key, value)
+end
+
+function mt.__tostring(self)
+  local f = rawget(self, FIELDS)
+  return ("envoke.contact (id %s, email %s)"):format(tostring(f.id), tostring(self.email))
+end
+
+-- Reads keep the shapes the server may answer either way: id as number or
+-- string, custom_fields as {} or [].
+local function from_json(data, null)
+  local fields = {}
+  for k, v in pairs(data) do
+    if v ~= null then fields[k] = v end
+  end
+  if fields.id ~= nil then fields.id = schema.normalize("id", fields.id) or fields.id end
+  if type(fields.custom_fields) ~= "table" then fields.custom_fields = {} end
+  if type(fields.interests) ~= "table" then fields.interests = {} end
+  if type(fields.autoresponders) ~= "table" then fields.autoresponders = {} end
+  return fields
+end
+
+local function blank(client)
+  return setmetatable({ [CLIENT] = client, [FIELDS] = {}, [CHANGES] = {}, [CLEAR] = false }, mt)
+end
+
+--- A new contact (what `client:contact` returns). `fields.id` addresses an
+-- existing contact; every other field goes through `set`.
+-- @local
+function Contact.new(client, fields)
+  local self = blank(client)
+  if fields ~= nil then
+    if type(fields) ~= "table" then fail(3, "contact fields must be a table, got %s", type(fields)) end
+    for k, v in pairs(fields) do
+      if k == "id" then
+        local id, problem = schema.normalize("id", v)
+        if not id then fail(3, "contact field 'id' %s", problem) end
+        rawget(self, FIELDS).id = id
+      else
+        Contact.set(self, k, v)
+      end
+    end
+  end
+  return self
+end
+
+--- A contact as the server answered it.
+-- @local
+function Contact.from_server(client, data)
+  local self = blank(client)
+  rawset(self, FIELDS, from_json(data, client.json.null))
+  return self
+end
+
+-- Replaces the fields with the server's answer and forgets what was pending.
+local function absorb(self, data)
+  rawset(self, FIELDS, from_json(data, rawget(self, CLIENT).json.null))
+  rawset(self, CHANGES, {})
+  rawset(self, CLEAR, false)
+end
+
+local function check(name, value, level)
+  local v, problem = schema.check(name, value)
+  if v == nil then fail(level + 1, "contact field '%s' %s", tostring(name), problem) end
+  return v
+end
+
+-- Merges a map of name-or-id -> action into the pending changes of a field.
+local function merge_actions(self, field, map)
+  local changes = rawget(self, CHANGES)
+  local pending = changes[field] or {}
+  for k, action in pairs(map) do pending[k] = action end
+  changes[field] = pending
+end
+
+--- Sets one field, or several from a table: `c:set("city", "Toronto")`, `c:set{ city = "Toronto" }`.
+-- Validates at once and raises naming the field and the problem: unknown field,
+-- wrong type, too long (characters), value not allowed, malformed date, read-only.
+-- A blank string changes nothing (the API ignores blanks): use `clear` to empty a field.
+-- `interests`, `autoresponders` and `custom_fields` take their whole-table forms here.
+-- @return self
+function Contact:set(name, value)
+  if type(name) == "table" and value == nil then
+    for k, v in pairs(name) do Contact.set(self, k, v) end
+    return self
+  end
+  if type(name) ~= "string" then fail(2, "contact field names must be strings, got %s", type(name)) end
+  if value == nil then fail(2, "contact field '%s' needs a value (use clear to empty it)", name) end
+  local v = check(name, value, 2)
+  local custom = name:match("^custom_fields%.(.+)$")
+  if custom then
+    return self:custom_field(custom, v)
+  elseif name == "interests" or name == "autoresponders" then
+    local map = {}
+    for _, change in ipairs(schema.changes(v)) do map[change.key] = change.action end
+    merge_actions(self, name, map)
+  elseif name == "custom_fields" then
+    for k, fv in pairs(v) do self:custom_field(k, fv) end
+  elseif v ~= "" then
+    rawget(self, CHANGES)[name] = v
+  end
+  return self
+end
+
+--- Empties a field on the next save (sends `""` with `write_empty_values=1`).
+-- @tparam string name a field name or `custom_fields.<name>`
+-- @return self
+function Contact:clear(name)
+  if type(name) ~= "string" then fail(2, "contact field names must be strings, got %s", type(name)) end
+  local spec = schema.field(name)
+  if not spec then fail(2, "contact field '%s' is an unknown field", name) end
+  if spec.readonly then fail(2, "contact field '%s' is read-only", name) end
+  if spec.type ~= "string" and spec.type ~= "enum" and spec.type ~= "datetime" then
+    fail(2, "contact field '%s' cannot be cleared (only text fields can)", name)
+  end
+  local custom = name:match("^custom_fields%.(.+)$")
+  if custom then
+    local changes = rawget(self, CHANGES)
+    changes.custom_fields = changes.custom_fields or {}
+    changes.custom_fields[custom] = ""
+  else
+    rawget(self, CHANGES)[name] = ""
+  end
+  rawset(self, CLEAR, true)
+  return self
+end
+
+local function interest_key(key, what)
+  if type(key) == "number" then
+    local id, problem = schema.normalize("id", key)
+    if not id then fail(3, "%s id %s", what, problem) end
+    return ("%d"):format(id)
+  end
+  if type(key) ~= "string" or key == "" then
+    fail(3, "%s must be named by a non-empty string or an id, got %s", what, type(key))
+  end
+  return key
+end
+
+--- Sets or unsets a tag, subscription or mandatory consent, by name or id.
+-- @param name interest name or id
+-- @tparam[opt="Set"] string action `Set` or `Unset` (any case)
+-- @return self
+function Contact:interest(name, action)
+  local key = interest_key(name, "interest")
+  local v = check("interests", { [key] = action or "Set" }, 2)
+  merge_actions(self, "interests", v)
+  return self
+end
+
+--- Sets or unsets the account's mandatory consent (the interest "Mandatory consent").
+-- @tparam[opt="Set"] string action
+-- @return self
+function Contact:mandatory_consent(action)
+  local v = check("interests", { ["Mandatory consent"] = action or "Set" }, 2)
+  merge_actions(self, "interests", v)
+  return self
+end
+
+--- Sets, unsets or dequeues a nurture sequence, by name or id.
+-- Envoke sets nurtures only on contacts whose consent allows sending.
+-- @param name nurture name or id
+-- @tparam[opt="Set"] string action `Set`, `Unset` or `Dequeue`
+-- @return self
+function Contact:autoresponder(name, action)
+  local key = interest_key(name, "autoresponder")
+  local v = check("autoresponders", { [key] = action or "Set" }, 2)
+  merge_actions(self, "autoresponders", v)
+  return self
+end
+
+--- Sets a custom field (all custom field values are strings, dates too).
+-- @return self
+function Contact:custom_field(name, value)
+  if type(name) ~= "string" or name == "" then
+    fail(2, "custom field names must be non-empty strings, got %s", type(name))
+  end
+  local v = check("custom_fields." .. name, value, 2)
+  if v ~= "" then
+    local changes = rawget(self, CHANGES)
+    changes.custom_fields = changes.custom_fields or {}
+    changes.custom_fields[name] = v
+  end
+  return self
+end
+
+--- Records consent. A sendable status (Express, any Implied) needs a
+-- description: without one this raises before anything is sent.
+-- @tparam string status any spelling the API accepts, any case
+-- @tparam[opt] string description why the contact consented
+-- @tparam[opt] table opts `effective_date` (RFC 3339; starts a new consent record),
+--   `force_downgrade` (allow a lower status than the current one)
+-- @return self
+function Contact:consent(status, description, opts)
+  local canonical = check("consent_status", status, 2)
+  local changes = rawget(self, CHANGES)
+  if schema.consent.sendable[canonical] and (description == nil or description == "") then
+    fail(2, "consent '%s' needs a description (required for every sendable status)", canonical)
+  end
+  if description ~= nil then changes.consent_description = check("consent_description", description, 2) end
+  changes.consent_status = canonical
+  if opts ~= nil then
+    if type(opts) ~= "table" then fail(2, "consent options must be a table, got %s", type(opts)) end
+    for k, v in pairs(opts) do
+      if k == "effective_date" then
+        changes.consent_effective_date = check("consent_effective_date", v, 2)
+      elseif k == "force_downgrade" then
+        changes.consent_force_downgrade = check("consent_force_downgrade", v, 2)
+      else
+        fail(2, "unknown consent option '%s'", tostring(k))
+      end
+    end
+  end
+  return self
+end
+
+--- What the next save would send, as a table (a copy).
+-- @treturn table field -> value
+function Contact:changes()
+  local out = {}
+  for k, v in pairs(rawget(self, CHANGES)) do
+    if type(v) == "table" then
+      local copy = {}
+      for ck, cv in pairs(v) do copy[ck] = cv end
+      v = copy
+    end
+    out[k] = v
+  end
+  return out
+end
+
+--- The fields as the server last answered them (a copy, for printing or export).
+function Contact:fields()
+  local out = {}
+  for k, v in pairs(rawget(self, FIELDS)) do out[k] = v end
+  return out
+end
+
+-- The rules a request must meet that no single setter can see.
+local function check_request(changes, level)
+  local status = changes.consent_status
+  if status and schema.consent.sendable[status] and not changes.consent_description then
+    fail(level + 1, "consent '%s' needs a description (required for every sendable status)", status)
+  end
+  if changes.consent_effective_date and not status then
+    fail(level + 1, "contact field 'consent_effective_date' is only accepted together with consent_status")
+  end
+end
+
+local SAVE_OPTIONS = { keyfield = { id = true, email = true, remote_id = true } }
+
+local function check_opts(opts, caller, level)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then fail(level + 1, "%s options must be a table, got %s", caller, type(opts)) end
+  for k, v in pairs(opts) do
+    local allowed = SAVE_OPTIONS[k]
+    if not allowed then fail(level + 1, "%s: unknown option '%s'", caller, tostring(k)) end
+    if not allowed[v] then
+      fail(level + 1, "%s: option 'keyfield' must be id, email or remote_id, got %s", caller, tostring(v))
+    end
+  end
+  return opts
+end
+
+local function validation(message)
+  return nil, errors.new("validation", { message = message })
+end
+
+-- The result_data contact of a write envelope, or an error.
+local function written(self, data, err)
+  if not data then return nil, err end
+  local contact = type(data) == "table" and data.result_data
+  if type(contact) ~= "table" then
+    return nil, errors.new("protocol", { message = "the answer has no contact in result_data" })
+  end
+  absorb(self, contact)
+  return self
+end
+
+-- The body of a write and its query parameters; nil when nothing changed.
+local function request_parts(self, level)
+  local changes = rawget(self, CHANGES)
+  if next(changes) == nil then return nil end
+  check_request(changes, level + 1)
+  local body = {}
+  for k, v in pairs(changes) do body[k] = v end
+  return body, { write_empty_values = rawget(self, CLEAR) and 1 or nil }
+end
+
+--- Updates the contact (PATCH), sending only what changed since it was
+-- loaded or last saved. The key is the id when known; else `opts.keyfield`
+-- (`email` by default, or `remote_id`) from the contact's fields.
+-- With nothing changed, nothing is sent.
+-- @tparam[opt] table opts `keyfield` = `id` | `email` | `remote_id`
+-- @return self, or nil, err
+function Contact:save(opts)
+  opts = check_opts(opts, "save", 2)
+  local body, params = request_parts(self, 2)
+  if not body then return self end
+  local id = rawget(self, FIELDS).id
+  local path
+  if id and (opts.keyfield == nil or opts.keyfield == "id") then
+    path = "/v1/contacts/" .. ("%d"):format(id)
+  else
+    local keyfield = opts.keyfield or "email"
+    if keyfield == "id" then return validation("keyfield 'id': the contact has no id yet") end
+    local key = self[keyfield]
+    if key == nil or key == "" then
+      return validation(("keyfield '%s': the contact has no %s"):format(keyfield, keyfield))
+    end
+    body[keyfield] = key
+    params.keyfield = keyfield
+    path = "/v1/contacts"
+  end
+  return written(self, rawget(self, CLIENT):request("PATCH", query.path(path, params), body))
+end
+
+--- Creates the contact (POST). `email` is required.
+-- @return self, or nil, err (`kind = "duplicate"` when the email exists)
+function Contact:insert()
+  local body, params = request_parts(self, 2)
+  if not body or not body.email then return validation("insert: contact field 'email' is required") end
+  return written(self, rawget(self, CLIENT):request("POST", query.path("/v1/contacts", params), body))
+end
+
+--- Creates the contact, or updates the one that matches its key (POST ?upsert=1).
+-- An update changes only the fields sent and adds tags; it never drops any.
+-- @tparam[opt] table opts `keyfield` = `id` | `email` | `remote_id`
+-- @return self, or nil, err
+function Contact:upsert(opts)
+  opts = check_opts(opts, "upsert", 2)
+  local body, params = request_parts(self, 2)
+  if not body then body, params = {}, {} end
+  local id = rawget(self, FIELDS).id
+  if id then body.id = id end
+  local keyfield = opts.keyfield
+  if keyfield and keyfield ~= "id" then
+    local key = self[keyfield]
+    if key == nil or key == "" then
+      return validation(("keyfield '%s': the contact has no %s"):format(keyfield, keyfield))
+    end
+    body[keyfield] = key
+  end
+  params.upsert = 1
+  params.keyfield = keyfield
+  if not body.id and not body.email and not (keyfield and body[keyfield]) then
+    return validation("upsert: the contact needs an id, an email or its keyfield")
+  end
+  return written(self, rawget(self, CLIENT):request("POST", query.path("/v1/contacts", params), body))
+end
+
+local function require_id(self, caller)
+  local id = rawget(self, FIELDS).id
+  if not id then return nil, errors.new("validation", { message = caller .. ": the contact has no id (load or save it first)" }) end
+  return ("%d"):format(id)
+end
+
+--- Deletes the contact (it needs an id). Envoke refuses to delete contacts
+-- whose consent is Revoked or a spam status.
+-- @return true, or nil, err
+function Contact:delete()
+  local id, err = require_id(self, "delete")
+  if not id then return nil, err end
+  local data
+  data, err = rawget(self, CLIENT):request("DELETE", "/v1/contacts/" .. id)
+  if not data then return nil, err end
+  return true
+end
+
+--- Reads the contact again by id; unsaved changes are dropped.
+-- @return self, or nil, err
+function Contact:reload()
+  local id, err = require_id(self, "reload")
+  if not id then return nil, err end
+  local fresh
+  fresh, err = rawget(self, CLIENT):get(id)
+  if not fresh then return nil, err end
+  absorb(self, rawget(fresh, FIELDS))
+  return self
+end
+
+return Contact

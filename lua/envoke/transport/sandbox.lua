@@ -1,0 +1,94 @@
+--- An in-process transport: requests go straight to a sandbox server object
+-- (`envoke.sandbox`) in the same Lua state, with no socket at all. For users'
+-- unit tests: `envoke.new{ transport = "sandbox" }`.
+-- It answers exactly as the HTTP sandbox does, with the same interface as the
+-- curl transport (`request`, `submit`, `perform`, `finished`, `cancel`, `pending`, `close`).
+-- @module envoke.transport.sandbox
+local Transport = {}
+Transport.__index = Transport
+
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+-- Base64 for the Basic auth header, so credentials are checked as over HTTP.
+local function base64(s)
+  local out = {}
+  for i = 1, #s, 3 do
+    local a, b, c = s:byte(i, i + 2)
+    local n = a * 65536 + (b or 0) * 256 + (c or 0)
+    local chars = {}
+    for k = 1, 4 do
+      local idx = math.floor(n / 2 ^ (6 * (4 - k))) % 64
+      chars[k] = B64:sub(idx + 1, idx + 1)
+    end
+    if not b then chars[3] = "=" end
+    if not c then chars[4] = "=" end
+    out[#out + 1] = table.concat(chars)
+  end
+  return table.concat(out)
+end
+
+--- A transport with its own sandbox server.
+-- @tparam table s the client's settings; `s.sandbox` may hold `server` (an
+--   existing `envoke.sandbox` object to share) or `catalogue` and `clock`.
+function Transport.new(s)
+  local o = s.sandbox or {}
+  local api_id, api_key = s.api_id or "sandbox", s.api_key or "sandbox"
+  local self = setmetatable({}, Transport)
+  self.server = o.server or require("envoke.sandbox").new{
+    api_id = api_id, api_key = api_key, catalogue = o.catalogue, clock = o.clock,
+  }
+  self.headers = { ["content-type"] = "application/json", accept = "application/json" }
+  if s.token then
+    self.headers.authorization = "Bearer " .. s.token
+  else
+    self.headers.authorization = "Basic " .. base64(api_id .. ":" .. api_key)
+  end
+  self.encode = require("envoke.core").json_encode
+  self.done = {}
+  self.next_id = 0
+  return self
+end
+
+--- Same contract as `envoke.core` pool:request.
+function Transport:request(method, path, body, headers)
+  if self.closed then error("envoke.transport.sandbox: attempt to use a closed transport", 2) end
+  if type(body) == "table" then body = self.encode(body) end
+  local h = self.headers
+  if headers then
+    h = {}
+    for k, v in pairs(self.headers) do h[k] = v end
+    for k, v in pairs(headers) do h[k:lower()] = v end
+  end
+  local p, q = path:match("^([^?]*)%??(.*)$")
+  local status, rh, rbody = self.server:handle(method, p, q, h, body or "")
+  return status, rbody, rh
+end
+
+--- Answers at once; the result waits for `finished`.
+function Transport:submit(method, path, body, headers)
+  self.next_id = self.next_id + 1
+  local r = { self.next_id, self:request(method, path, body, headers) }
+  self.done[#self.done + 1] = r
+  return self.next_id
+end
+
+function Transport:perform() return 0 end
+
+function Transport:finished()
+  local r = table.remove(self.done, 1)
+  if r then return r[1], r[2], r[3], r[4] end
+  return nil
+end
+
+function Transport:cancel(id)
+  for i, r in ipairs(self.done) do
+    if r[1] == id then table.remove(self.done, i) return true end
+  end
+  return false
+end
+
+function Transport:pending() return #self.done end
+
+function Transport:close() self.closed = true end
+
+return Transport
