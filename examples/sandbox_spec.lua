@@ -1,0 +1,22 @@
+-- Your own unit tests against the in-process sandbox: no server, no network.
+-- Run with: busted examples/sandbox_spec.lua
+local envoke = require "envoke"
+
+describe("my CRM sync", function()
+  local client
+  before_each(function() client = envoke.new{ transport = "sandbox" } end)
+
+  it("subscribes a new contact with consent", function()
+    local c = assert(client:contact{ email = "unit@example.com" }
+      :interest("Newsletter"):consent("Express", "Ticked the box"):insert())
+    assert.are.equal("Express", c.consent_status)
+    assert.are.same({ "Newsletter" }, c.interests)
+  end)
+
+  it("sees the API's errors as values", function()
+    assert(client:contact{ email = "twice@example.com" }:insert())
+    local again, err = client:contact{ email = "twice@example.com" }:insert()
+    assert.is_nil(again)
+    assert.are.equal("duplicate", err.kind)
+  end)
+end)
