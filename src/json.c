@@ -107,10 +107,23 @@ static size_t format_path(const path_step *step, char *dst, size_t cap)
     return len < cap ? len : cap - 1;
 }
 
+/* Longest path kept in a message; deeper paths keep their head and tail. */
+#define MAX_PATH_TEXT 96
+
 static int fail(encoder *e, const path_step *at, const char *fmt, ...)
 {
-    size_t n = format_path(at, e->err, e->errlen);
+    char path[1024];
+    size_t plen = format_path(at, path, sizeof path), n;
     va_list ap;
+
+    if (plen > MAX_PATH_TEXT) {
+        size_t head = MAX_PATH_TEXT / 2, tail = MAX_PATH_TEXT / 2 - 3;
+        memcpy(path + head, "...", 3);
+        memmove(path + head + 3, path + plen - tail, tail + 1);
+    }
+    n = (size_t)snprintf(e->err, e->errlen, "%s", path);
+    if (n >= e->errlen)
+        n = e->errlen - 1;
     if (n + 2 < e->errlen) {
         memcpy(e->err + n, ": ", 3);
         n += 2;

@@ -342,6 +342,11 @@ static void request_recycle(ek_pool *p, ek_request *r)
     list_push(&p->spare, r);
 }
 
+static int has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
 /* Options that stay the same for every request of the pool are set once per easy handle. */
 static int set_fixed_options(ek_pool *p, ek_request *r)
 {
@@ -372,7 +377,10 @@ static int set_fixed_options(ek_pool *p, ek_request *r)
     SET(CURLOPT_MAXFILESIZE_LARGE, p->max_body);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
     SET(CURLOPT_HTTP_VERSION, p->http2 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
-    SET(CURLOPT_PIPEWAIT, 1L);
+    /* Waiting to multiplex only pays where HTTP/2 can be negotiated; on plain
+     * HTTP/1.1 it would hold every new transfer until the first one answers. */
+    if (p->http2 && has_prefix(p->base_url, "https://"))
+        SET(CURLOPT_PIPEWAIT, 1L);
     if (p->ca_file)
         SET(CURLOPT_CAINFO, p->ca_file);
     if (p->proxy)
@@ -419,10 +427,11 @@ static const char *const methods[] = { "GET", "POST", "PUT", "PATCH", "DELETE", 
 
 static int check_method(lua_State *L, int arg)
 {
-    const char *m = luaL_checkstring(L, arg);
+    size_t len;
+    const char *m = luaL_checklstring(L, arg, &len);
     int i;
     for (i = 0; methods[i] != NULL; i++)
-        if (strcmp(m, methods[i]) == 0)
+        if (strlen(methods[i]) == len && memcmp(m, methods[i], len) == 0)
             return i;
     return luaL_argerror(L, arg, lua_pushfstring(L, "unsupported HTTP method '%s'", m));
 }
@@ -891,11 +900,6 @@ static int boolean_option(lua_State *L, const char *name)
     if (lua_type(L, -1) != LUA_TBOOLEAN)
         luaL_error(L, EK_MODULE ": option '%s' must be a boolean, got %s", name, luaL_typename(L, -1));
     return lua_toboolean(L, -1);
-}
-
-static int has_prefix(const char *s, const char *prefix)
-{
-    return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
 static void check_base_url(lua_State *L, ek_pool *p)
