@@ -8,6 +8,7 @@
 local core = require "envoke.core"
 local errors = require "envoke.errors"
 local query = require "envoke.query"
+local retry = require "envoke.retry"
 local schema = require "envoke.schema"
 
 local Client = {}
@@ -20,7 +21,7 @@ local OPTIONS = {
   api_id = "string", api_key = "string", token = "string", base_url = "string",
   timeout = "number", connect_timeout = "number", ca_file = "string", proxy = "string",
   user_agent = "string", verify = "boolean", max_body = "number", logger = "function",
-  transport = "string|table", sandbox = "table",
+  transport = "string|table", sandbox = "table", retries = "number|table", rate_limit = "number",
 }
 
 local TRANSPORTS = { curl = "envoke.transport.curl", sandbox = "envoke.transport.sandbox" }
@@ -53,7 +54,10 @@ end
 --   `ca_file`, `proxy`, `user_agent`, `verify` (true), `max_body` (bytes);
 --   `logger`: `function(event)` called for every request and outcome, secrets never included;
 --   `transport`: `"curl"` (default), `"sandbox"` (in-process, no server), or a transport object;
---   `sandbox`: options for the in-process sandbox (`catalogue`, `clock`).
+--   `sandbox`: options for the in-process sandbox (`catalogue`, `clock`);
+--   `retries`: how many times to retry a failure that allows it (default 3, 0 = off),
+--     or `{ max, base_delay, max_delay, max_elapsed, max_retry_after }` in seconds (see `envoke.retry`);
+--   `rate_limit`: at most this many requests per second, for everything the client sends.
 -- @treturn envoke.client
 function Client.new(opts)
   opts = opts or {}
@@ -61,6 +65,8 @@ function Client.new(opts)
   local self = setmetatable({}, Client)
   self.logger = opts.logger
   self.json = require("cjson.safe").new()
+  self.retry = retry.policy(opts.retries)
+  if opts.rate_limit then self.bucket = require("envoke.ratelimit").new(opts.rate_limit, core.now()) end
   local settings = {}
   for k, v in pairs(opts) do settings[k] = v end
   settings.api_id = settings.api_id or os.getenv("ENVOKE_API_ID")
@@ -75,6 +81,9 @@ function Client.new(opts)
     transport = require(module).new(settings)
   end
   self.transport = transport
+  -- Waits between retries belong to the transport where it has its own
+  -- (a cosocket transport yields instead of blocking the worker).
+  self.sleep = transport.sleep or core.sleep
   return self
 end
 
@@ -83,8 +92,9 @@ function Client:close()
   if self.transport.close then self.transport:close() end
 end
 
-local function log(self, event)
-  -- A logger that fails must not break the call it reports on.
+--- Hands an event to the logger; a logger that fails does not break the call it reports on.
+-- @local
+function Client:log(event)
   local ok, problem = pcall(self.logger, event)
   if not ok then io.stderr:write("envoke: logger failed: ", tostring(problem), "\n") end
 end
@@ -108,24 +118,109 @@ function Client:outcome(status, raw, headers)
   return nil, errors.from_response(status, data, headers, raw)
 end
 
---- Sends one request and decodes the answer.
+-- One attempt, with the logger told before and after.
+local function attempt_logged(self, plan, attempts)
+  self:log{ event = "request", method = plan.method, path = plan.path, attempt = attempts }
+  local started = core.now()
+  local status, raw, headers = self.transport:request(plan.method, plan.path, plan.body)
+  local data, err = self:outcome(status, raw, headers)
+  self:log{ event = err and "error" or "response", method = plan.method, path = plan.path,
+            status = status or nil, attempt = attempts, elapsed_ms = core.now() - started, error = err }
+  return data, err
+end
+
+--- Runs a plan to the end, blocking: rate limit, attempts, retries with backoff.
+-- A plan is `{ method, path, body, idempotent, finish = function(plan, data) }`.
+-- @local
+function Client:execute(plan)
+  local transport, bucket, policy, logger = self.transport, self.bucket, self.retry, self.logger
+  local started, attempts = nil, 0
+  while true do
+    if bucket then
+      local wait = bucket:reserve(core.now())
+      if wait > 0 then self.sleep(wait) end
+    end
+    attempts = attempts + 1
+    local data, err
+    if logger then
+      data, err = attempt_logged(self, plan, attempts)
+    else
+      data, err = self:outcome(transport:request(plan.method, plan.path, plan.body))
+    end
+    if not err then
+      if plan.finish then return plan.finish(plan, data) end
+      return data
+    end
+    err.attempts = attempts
+    if not policy then return nil, err end
+    started = started or core.now()
+    local wait = retry.delay(policy, attempts, err, plan.idempotent, (core.now() - started) / 1000)
+    if not wait then return nil, err end
+    if logger then
+      self:log{ event = "retry", method = plan.method, path = plan.path, attempt = attempts,
+                wait_ms = wait * 1000, error = err }
+    end
+    self.sleep(wait * 1000)
+  end
+end
+
+--- Sends one request and decodes the answer (with retries and the rate limit).
 -- The escape hatch under every other call; `path` carries its query string.
 -- @tparam string method GET, POST, PATCH, DELETE ...
 -- @tparam string path e.g. `"/v1/settings"`
 -- @tparam[opt] table|string body encoded as JSON
 -- @return the decoded JSON (any 2xx), or nil, err
 function Client:request(method, path, body)
-  if not self.logger then
-    return self:outcome(self.transport:request(method, path, body))
-  end
-  log(self, { event = "request", method = method, path = path })
-  local started = core.now()
-  local status, raw, headers = self.transport:request(method, path, body)
-  local data, err = self:outcome(status, raw, headers)
-  log(self, { event = data and "response" or "error", method = method, path = path,
-              status = status or nil, elapsed_ms = core.now() - started, error = err })
-  return data, err
+  return self:execute{ method = method, path = path, body = body,
+                       idempotent = method ~= "POST" or path:find("[?&]upsert=1") ~= nil }
 end
+
+--- The client's async engine (made on first use).
+-- @local
+function Client:engine()
+  local engine = self.async_engine
+  if not engine then
+    engine = require("envoke.async").new(self)
+    self.async_engine = engine
+  end
+  return engine
+end
+
+--- Drives every non-blocking call in flight and runs the callbacks of the
+-- finished ones. A host calls `poll(0)` once per frame.
+-- @tparam[opt=0] number timeout_ms how long it may wait for an answer (0: never waits)
+-- @treturn integer how many calls finished
+function Client:poll(timeout_ms)
+  if timeout_ms ~= nil and (type(timeout_ms) ~= "number" or timeout_ms < 0) then
+    error("envoke: poll: timeout_ms must be a number >= 0", 2)
+  end
+  if not self.async_engine then return 0 end
+  return self.async_engine:poll(timeout_ms)
+end
+
+--- How many non-blocking calls have not finished.
+function Client:pending()
+  return self.async_engine and self.async_engine.pending or 0
+end
+
+--- Non-blocking `request`: a handle at once; `callback(data, err, handle)` runs from `poll`.
+function Client:request_async(method, path, body, callback)
+  return self:engine():submit({ method = method, path = path, body = body,
+                                idempotent = method ~= "POST" or path:find("[?&]upsert=1") ~= nil }, callback)
+end
+
+--- Saves many contacts concurrently (see `envoke.bulk`).
+-- @tparam table contacts contacts or plain field tables
+-- @tparam[opt] table opts `concurrency` (8), `keyfield`, `on_result(i, r)`, `on_progress(done, total)`
+-- @treturn table one `{ ok, contact, err, attempts }` per input, in input order
+-- @treturn table summary `{ total, succeeded, failed, retried, elapsed }`
+function Client:save_all(contacts, opts) return require("envoke.bulk").run(self, "save", contacts, opts) end
+
+--- Inserts many contacts concurrently; as `save_all`.
+function Client:insert_all(contacts, opts) return require("envoke.bulk").run(self, "insert", contacts, opts) end
+
+--- Upserts many contacts concurrently; as `save_all`.
+function Client:upsert_all(contacts, opts) return require("envoke.bulk").run(self, "upsert", contacts, opts) end
 
 --- A new contact object bound to this client (nothing is sent).
 -- `fields` go through the setters, so they are validated at once; `id` may be
@@ -138,9 +233,9 @@ end
 
 --- Checks an id the way a path needs it: a plain integer 1..4294967295.
 -- @treturn string its decimal text
-function Client.id_text(id, where)
+function Client.id_text(id, where, level)
   local n, problem = schema.normalize("id", id)
-  if not n then error(("envoke: %s: id %s"):format(where, problem), 3) end
+  if not n then error(("envoke: %s: id %s"):format(where, problem), level or 3) end
   return ("%d"):format(n)
 end
 
@@ -148,48 +243,37 @@ local function contact_of(self, data)
   return require("envoke.contact").from_server(self, data)
 end
 
---- One contact by its Envoke id.
--- @param id integer or numeric string
--- @return the contact, or nil, err (`kind = "not_found"` when there is none)
-function Client:get(id)
-  local data, err = self:request("GET", "/v1/contacts/" .. Client.id_text(id, "get"))
-  if not data then return nil, err end
+local function finish_get(plan, data)
+  local self = plan.client
   if data == self.json.null or type(data) ~= "table" or next(data) == nil then
-    return nil, errors.new("not_found", { status = 200, message = "no contact with id " .. tostring(id) })
+    return nil, errors.new("not_found", { status = 200, message = "no contact with id " .. plan.id })
   end
   return contact_of(self, data)
 end
 
-local KEYS = { id = true, email = true, remote_id = true }
-
---- The first contact whose key field matches: `client:find{ email = "a@b.c" }`.
--- @tparam table key exactly one of `id`, `email`, `remote_id`
--- @return the contact, or nil, err (`kind = "not_found"` when none matches)
-function Client:find(key)
-  local name, value
-  if type(key) == "table" then
-    for k, v in pairs(key) do
-      if name or not KEYS[k] then
-        error("envoke: find takes exactly one of id, email, remote_id", 2)
-      end
-      name, value = k, v
-    end
+local function finish_list(plan, data)
+  if type(data) ~= "table" then
+    return nil, errors.new("protocol", { message = "a list answered something else than an array" })
   end
-  if not name then error("envoke: find takes exactly one of id, email, remote_id", 2) end
-  local ok, problem = schema.normalize(name, value)
-  if not ok or value == "" then
-    error(("envoke: find: %s %s"):format(name, problem or "must not be empty"), 2)
+  local out = {}
+  for i, item in ipairs(data) do out[i] = contact_of(plan.client, item) end
+  if plan.first then
+    if out[1] then return out[1] end
+    return nil, errors.new("not_found", { message = "no contact with " .. plan.first })
   end
-  local list, err = self:list{ filter = { [name] = value }, limit = 1 }
-  if not list then return nil, err end
-  if not list[1] then
-    return nil, errors.new("not_found", { message = ("no contact with %s %s"):format(name, tostring(value)) })
-  end
-  return list[1]
+  return out
 end
+
+local KEYS = { id = true, email = true, remote_id = true }
 
 local LIST_OPTIONS = { filter = "table", sort = "table|string", fields = "table|string",
                        limit = "number", skip = "number", page_size = "number" }
+
+local function check_count(v, name, max, caller)
+  if v ~= nil and not (v >= 1 and v <= max and v == math.floor(v)) then
+    error(("envoke: %s: option '%s' must be an integer from 1 to %d"):format(caller, name, max), 4)
+  end
+end
 
 local function list_params(opts, caller)
   opts = opts or {}
@@ -197,7 +281,7 @@ local function list_params(opts, caller)
     local want = LIST_OPTIONS[k]
     if not want or not want:find(type(v), 1, true) then
       error(("envoke: %s: %s"):format(caller, want and ("option '" .. k .. "' must be a " .. want:gsub("|", " or "))
-        or ("unknown option '" .. tostring(k) .. "'")), 3)
+        or ("unknown option '" .. tostring(k) .. "'")), 4)
     end
   end
   local params = { filter = opts.filter, skip = opts.skip }
@@ -206,29 +290,80 @@ local function list_params(opts, caller)
   return params
 end
 
-local function check_count(v, name, max, caller)
-  if v ~= nil and not (v >= 1 and v <= max and v == math.floor(v)) then
-    error(("envoke: %s: option '%s' must be an integer from 1 to %d"):format(caller, name, max), 3)
-  end
+-- What each lookup sends and how its answer is read; shared by blocking and async calls.
+local plans = {}
+
+function plans.get(self, id)
+  local text = Client.id_text(id, "get", 5)
+  return { method = "GET", path = "/v1/contacts/" .. text, idempotent = true, client = self, id = text,
+           finish = finish_get }
 end
+
+function plans.list(self, opts, caller)
+  local params = list_params(opts, caller or "list")
+  check_count(opts and opts.limit, "limit", 100, caller or "list")
+  params.limit = opts and opts.limit
+  return { method = "GET", path = query.path("/v1/contacts", params), idempotent = true, client = self,
+           finish = finish_list }
+end
+
+function plans.find(self, key)
+  local name, value
+  if type(key) == "table" then
+    for k, v in pairs(key) do
+      if name or not KEYS[k] then error("envoke: find takes exactly one of id, email, remote_id", 4) end
+      name, value = k, v
+    end
+  end
+  if not name then error("envoke: find takes exactly one of id, email, remote_id", 4) end
+  local ok, problem = schema.normalize(name, value)
+  if not ok or value == "" then
+    error(("envoke: find: %s %s"):format(name, problem or "must not be empty"), 4)
+  end
+  local plan = plans.list(self, { filter = { [name] = value }, limit = 1 }, "find")
+  plan.first = name .. " " .. tostring(value)
+  return plan
+end
+
+function plans.ping(self)
+  return { method = "GET", path = "/v1/settings", idempotent = true, client = self }
+end
+
+local function async_call(self, callback, plan)
+  if callback ~= nil and type(callback) ~= "function" then
+    error("envoke: the callback must be a function, got " .. type(callback), 3)
+  end
+  return self:engine():submit(plan, callback)
+end
+
+--- One contact by its Envoke id.
+-- @param id integer or numeric string
+-- @return the contact, or nil, err (`kind = "not_found"` when there is none)
+function Client:get(id) return self:execute(plans.get(self, id)) end
+
+--- The first contact whose key field matches: `client:find{ email = "a@b.c" }`.
+-- @tparam table key exactly one of `id`, `email`, `remote_id`
+-- @return the contact, or nil, err (`kind = "not_found"` when none matches)
+function Client:find(key) return self:execute(plans.find(self, key)) end
 
 --- One page of contacts (`GET /v1/contacts`).
 -- @tparam[opt] table opts `filter` (a Lua table, see README), `sort` (`{ id = "DESC" }` or a field name),
 --   `fields` (list of names), `limit` (1..100, default 10), `skip`
 -- @return a list of contacts, or nil, err
-function Client:list(opts)
-  local params = list_params(opts, "list")
-  check_count(opts and opts.limit, "limit", 100, "list")
-  params.limit = opts and opts.limit
-  local data, err = self:request("GET", query.path("/v1/contacts", params))
-  if not data then return nil, err end
-  if type(data) ~= "table" then
-    return nil, errors.new("protocol", { message = "a list answered something else than an array" })
-  end
-  local out = {}
-  for i, item in ipairs(data) do out[i] = contact_of(self, item) end
-  return out
-end
+function Client:list(opts) return self:execute(plans.list(self, opts)) end
+
+--- Checks the credentials with the cheapest call (`GET /v1/settings`).
+-- @return the account's settings table, or nil, err (`kind = "auth"` for bad credentials)
+function Client:ping() return self:execute(plans.ping(self)) end
+
+--- Non-blocking `get`: a handle at once; `callback(contact, err, handle)` runs from `poll`.
+function Client:get_async(id, callback) return async_call(self, callback, plans.get(self, id)) end
+--- Non-blocking `find`.
+function Client:find_async(key, callback) return async_call(self, callback, plans.find(self, key)) end
+--- Non-blocking `list`.
+function Client:list_async(opts, callback) return async_call(self, callback, plans.list(self, opts)) end
+--- Non-blocking `ping`.
+function Client:ping_async(callback) return async_call(self, callback, plans.ping(self)) end
 
 --- Every matching contact, paging with `skip`/`limit` by itself.
 --    for c, err in client:contacts{ filter = { consent_status = "Express" } } do
@@ -240,6 +375,7 @@ end
 -- @treturn function an iterator
 function Client:contacts(opts)
   local params = list_params(opts, "contacts")
+  if opts and opts.limit then error("envoke: contacts: use page_size, not limit", 2) end
   check_count(opts and opts.page_size, "page_size", 100, "contacts")
   local page_size = opts and opts.page_size or 100
   local skip = params.skip or 0
@@ -285,11 +421,5 @@ function Client:interests() return name_map(self, "/v1/interests") end
 -- @treturn table name -> id
 -- @treturn table id -> name
 function Client:autoresponders() return name_map(self, "/v1/autoresponders") end
-
---- Checks the credentials with the cheapest call (`GET /v1/settings`).
--- @return the account's settings table, or nil, err (`kind = "auth"` for bad credentials)
-function Client:ping()
-  return self:request("GET", "/v1/settings")
-end
 
 return Client

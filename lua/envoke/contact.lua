@@ -299,18 +299,30 @@ local function check_opts(opts, caller, level)
 end
 
 local function validation(message)
-  return nil, errors.new("validation", { message = message })
+  return nil, nil, errors.new("validation", { message = message })
 end
 
--- The result_data contact of a write envelope, or an error.
-local function written(self, data, err)
-  if not data then return nil, err end
+-- Absorbs the result_data contact of a write envelope.
+local function finish_write(plan, data)
   local contact = type(data) == "table" and data.result_data
   if type(contact) ~= "table" then
     return nil, errors.new("protocol", { message = "the answer has no contact in result_data" })
   end
-  absorb(self, contact)
-  return self
+  absorb(plan.contact, contact)
+  return plan.contact
+end
+
+local function finish_delete()
+  return true
+end
+
+local function finish_reload(plan, data)
+  local client = rawget(plan.contact, CLIENT)
+  if data == client.json.null or type(data) ~= "table" or next(data) == nil then
+    return nil, errors.new("not_found", { status = 200, message = "no contact with id " .. plan.id })
+  end
+  absorb(plan.contact, data)
+  return plan.contact
 end
 
 -- The body of a write and its query parameters; nil when nothing changed.
@@ -323,49 +335,44 @@ local function request_parts(self, level)
   return body, { write_empty_values = rawget(self, CLEAR) and 1 or nil }
 end
 
---- Updates the contact (PATCH), sending only what changed since it was
--- loaded or last saved. The key is the id when known; else `opts.keyfield`
--- (`email` by default, or `remote_id`) from the contact's fields.
--- With nothing changed, nothing is sent.
--- @tparam[opt] table opts `keyfield` = `id` | `email` | `remote_id`
--- @return self, or nil, err
-function Contact:save(opts)
-  opts = check_opts(opts, "save", 2)
-  local body, params = request_parts(self, 2)
-  if not body then return self end
+local function write_plan(self, method, path, params, body, idempotent)
+  return { method = method, path = query.path(path, params), body = body, idempotent = idempotent,
+           contact = self, finish = finish_write }
+end
+
+-- What each call sends; a plan, or (nil, result, err) when nothing needs sending.
+local plans = {}
+
+function plans.save(self, opts)
+  opts = check_opts(opts, "save", 3)
+  local body, params = request_parts(self, 3)
+  if not body then return nil, self end
   local id = rawget(self, FIELDS).id
-  local path
   if id and (opts.keyfield == nil or opts.keyfield == "id") then
-    path = "/v1/contacts/" .. ("%d"):format(id)
-  else
-    local keyfield = opts.keyfield or "email"
-    if keyfield == "id" then return validation("keyfield 'id': the contact has no id yet") end
-    local key = self[keyfield]
-    if key == nil or key == "" then
-      return validation(("keyfield '%s': the contact has no %s"):format(keyfield, keyfield))
-    end
-    body[keyfield] = key
-    params.keyfield = keyfield
-    path = "/v1/contacts"
+    return write_plan(self, "PATCH", "/v1/contacts/" .. ("%d"):format(id), params, body, true)
   end
-  return written(self, rawget(self, CLIENT):request("PATCH", query.path(path, params), body))
+  local keyfield = opts.keyfield or "email"
+  if keyfield == "id" then return validation("save: keyfield 'id', but the contact has no id yet") end
+  local key = self[keyfield]
+  if key == nil or key == "" then
+    return validation(("save: keyfield '%s', but the contact has no %s"):format(keyfield, keyfield))
+  end
+  body[keyfield] = key
+  params.keyfield = keyfield
+  return write_plan(self, "PATCH", "/v1/contacts", params, body, true)
 end
 
---- Creates the contact (POST). `email` is required.
--- @return self, or nil, err (`kind = "duplicate"` when the email exists)
-function Contact:insert()
-  local body, params = request_parts(self, 2)
+function plans.insert(self)
+  local body, params = request_parts(self, 3)
   if not body or not body.email then return validation("insert: contact field 'email' is required") end
-  return written(self, rawget(self, CLIENT):request("POST", query.path("/v1/contacts", params), body))
+  -- Not idempotent: a retried insert could create a duplicate, so it is
+  -- retried only when it provably never reached the server.
+  return write_plan(self, "POST", "/v1/contacts", params, body, false)
 end
 
---- Creates the contact, or updates the one that matches its key (POST ?upsert=1).
--- An update changes only the fields sent and adds tags; it never drops any.
--- @tparam[opt] table opts `keyfield` = `id` | `email` | `remote_id`
--- @return self, or nil, err
-function Contact:upsert(opts)
-  opts = check_opts(opts, "upsert", 2)
-  local body, params = request_parts(self, 2)
+function plans.upsert(self, opts)
+  opts = check_opts(opts, "upsert", 3)
+  local body, params = request_parts(self, 3)
   if not body then body, params = {}, {} end
   local id = rawget(self, FIELDS).id
   if id then body.id = id end
@@ -373,46 +380,98 @@ function Contact:upsert(opts)
   if keyfield and keyfield ~= "id" then
     local key = self[keyfield]
     if key == nil or key == "" then
-      return validation(("keyfield '%s': the contact has no %s"):format(keyfield, keyfield))
+      return validation(("upsert: keyfield '%s', but the contact has no %s"):format(keyfield, keyfield))
     end
     body[keyfield] = key
   end
-  params.upsert = 1
-  params.keyfield = keyfield
   if not body.id and not body.email and not (keyfield and body[keyfield]) then
     return validation("upsert: the contact needs an id, an email or its keyfield")
   end
-  return written(self, rawget(self, CLIENT):request("POST", query.path("/v1/contacts", params), body))
+  params.upsert = 1
+  params.keyfield = keyfield
+  return write_plan(self, "POST", "/v1/contacts", params, body, true)
 end
 
-local function require_id(self, caller)
+local function id_of(self, caller)
   local id = rawget(self, FIELDS).id
-  if not id then return nil, errors.new("validation", { message = caller .. ": the contact has no id (load or save it first)" }) end
-  return ("%d"):format(id)
+  if id then return ("%d"):format(id) end
+  return nil, errors.new("validation", { message = caller .. ": the contact has no id (load or save it first)" })
 end
+
+function plans.delete(self)
+  local id, err = id_of(self, "delete")
+  if not id then return nil, nil, err end
+  return { method = "DELETE", path = "/v1/contacts/" .. id, idempotent = true, contact = self, finish = finish_delete }
+end
+
+function plans.reload(self)
+  local id, err = id_of(self, "reload")
+  if not id then return nil, nil, err end
+  return { method = "GET", path = "/v1/contacts/" .. id, idempotent = true, contact = self, id = id,
+           finish = finish_reload }
+end
+
+--- The plan of a call (for `envoke.bulk`): a plan, or nil, result, err.
+-- @local
+function Contact.plan(self, op, opts)
+  return plans[op](self, opts)
+end
+
+local function run(self, plan, result, err)
+  if not plan then return result, err end
+  return rawget(self, CLIENT):execute(plan)
+end
+
+local function run_async(self, callback, plan, result, err)
+  if callback ~= nil and type(callback) ~= "function" then
+    error("envoke: the callback must be a function, got " .. type(callback), 3)
+  end
+  local engine = rawget(self, CLIENT):engine()
+  if not plan then return engine:resolved(result, err, callback) end
+  return engine:submit(plan, callback)
+end
+
+--- Updates the contact (PATCH), sending only what changed since it was
+-- loaded or last saved. The key is the id when known; else `opts.keyfield`
+-- (`email` by default, or `remote_id`) from the contact's fields.
+-- With nothing changed, nothing is sent. Retried on failures that allow it.
+-- @tparam[opt] table opts `keyfield` = `id` | `email` | `remote_id`
+-- @return self, or nil, err
+function Contact:save(opts) return run(self, plans.save(self, opts)) end
+
+--- Creates the contact (POST). `email` is required. Retried only when the
+-- request provably never reached the server (a retried insert could duplicate).
+-- @return self, or nil, err (`kind = "duplicate"` when the email exists)
+function Contact:insert() return run(self, plans.insert(self)) end
+
+--- Creates the contact, or updates the one that matches its key (POST ?upsert=1).
+-- An update changes only the fields sent and adds tags; it never drops any.
+-- @tparam[opt] table opts `keyfield` = `id` | `email` | `remote_id`
+-- @return self, or nil, err
+function Contact:upsert(opts) return run(self, plans.upsert(self, opts)) end
 
 --- Deletes the contact (it needs an id). Envoke refuses to delete contacts
 -- whose consent is Revoked or a spam status.
 -- @return true, or nil, err
-function Contact:delete()
-  local id, err = require_id(self, "delete")
-  if not id then return nil, err end
-  local data
-  data, err = rawget(self, CLIENT):request("DELETE", "/v1/contacts/" .. id)
-  if not data then return nil, err end
-  return true
-end
+function Contact:delete() return run(self, plans.delete(self)) end
 
 --- Reads the contact again by id; unsaved changes are dropped.
 -- @return self, or nil, err
-function Contact:reload()
-  local id, err = require_id(self, "reload")
-  if not id then return nil, err end
-  local fresh
-  fresh, err = rawget(self, CLIENT):get(id)
-  if not fresh then return nil, err end
-  absorb(self, rawget(fresh, FIELDS))
-  return self
-end
+function Contact:reload() return run(self, plans.reload(self)) end
+
+--- Non-blocking `save`: returns a handle at once; `client:poll` drives it and
+-- then calls `callback(result, err, handle)`. See `envoke.async`.
+function Contact:save_async(opts, callback) return run_async(self, callback, plans.save(self, opts)) end
+--- Non-blocking `insert`.
+function Contact:insert_async(callback) return run_async(self, callback, plans.insert(self)) end
+--- Non-blocking `upsert`.
+function Contact:upsert_async(opts, callback) return run_async(self, callback, plans.upsert(self, opts)) end
+--- Non-blocking `delete`.
+function Contact:delete_async(callback) return run_async(self, callback, plans.delete(self)) end
+--- Non-blocking `reload`.
+function Contact:reload_async(callback) return run_async(self, callback, plans.reload(self)) end
+
+--- The metatable of contact objects (to recognise them).
+Contact.metatable = mt
 
 return Contact
