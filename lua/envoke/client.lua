@@ -24,7 +24,16 @@ local OPTIONS = {
   transport = "string|table", sandbox = "table", retries = "number|table", rate_limit = "number",
 }
 
-local TRANSPORTS = { curl = "envoke.transport.curl", sandbox = "envoke.transport.sandbox" }
+local TRANSPORTS = { curl = "envoke.transport.curl", sandbox = "envoke.transport.sandbox",
+                     ngx = "envoke.transport.ngx" }
+
+-- Inside nginx every request must go through cosockets: a blocking libcurl
+-- call would stall every request the worker serves.
+local function default_transport()
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) == "table" and ngx.socket and ngx.get_phase then return "ngx" end
+  return "curl"
+end
 
 local function check_options(opts)
   if type(opts) ~= "table" then
@@ -53,7 +62,8 @@ end
 --   `timeout` (10), `connect_timeout` (5): seconds, fractions allowed;
 --   `ca_file`, `proxy`, `user_agent`, `verify` (true), `max_body` (bytes);
 --   `logger`: `function(event)` called for every request and outcome, secrets never included;
---   `transport`: `"curl"` (default), `"sandbox"` (in-process, no server), or a transport object;
+--   `transport`: `"curl"` (the default outside nginx), `"ngx"` (cosockets; the default inside nginx),
+--     `"sandbox"` (in-process, no server), or a transport object;
 --   `sandbox`: options for the in-process sandbox (`catalogue`, `clock`);
 --   `retries`: how many times to retry a failure that allows it (default 3, 0 = off),
 --     or `{ max, base_delay, max_delay, max_elapsed, max_retry_after }` in seconds (see `envoke.retry`);
@@ -72,11 +82,11 @@ function Client.new(opts)
   settings.api_id = settings.api_id or os.getenv("ENVOKE_API_ID")
   settings.api_key = settings.api_key or os.getenv("ENVOKE_API_KEY")
   settings.base_url = settings.base_url or os.getenv("ENVOKE_BASE_URL") or DEFAULT_BASE_URL
-  local transport = opts.transport or "curl"
+  local transport = opts.transport or default_transport()
   if type(transport) == "string" then
     local module = TRANSPORTS[transport]
     if not module then
-      error("envoke.new: option 'transport' must be 'curl' or 'sandbox', got '" .. transport .. "'", 2)
+      error("envoke.new: option 'transport' must be 'curl', 'ngx' or 'sandbox', got '" .. transport .. "'", 2)
     end
     transport = require(module).new(settings)
   end
