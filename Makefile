@@ -8,6 +8,7 @@
 #   make demo                deps + the quickstart against the sandbox
 #   make sandbox             run the sandbox server in the foreground
 #   make bench               benchmarks (not part of check)
+#   make doc                 the reference from the LDoc comments, into build/doc
 
 LUA      ?= 5.4
 PREFIX   ?= /usr/local
@@ -42,7 +43,7 @@ HDRS := $(wildcard src/*.h)
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 CORE := $(BUILD)/envoke/core.so
 
-.PHONY: all install uninstall clean deps check demo sandbox bench lint
+.PHONY: all install uninstall clean deps check demo sandbox bench lint doc
 
 all: $(CORE)
 
@@ -98,3 +99,8 @@ bench: deps
 
 lint:
 	luacheck lua spec sandbox examples bench
+
+# The reference, from the LDoc comments (Debian: lua-ldoc).
+doc:
+	@command -v ldoc >/dev/null || $(MAKE) deps DEBS=lua-ldoc
+	ldoc -c config.ld .
