@@ -1,9 +1,14 @@
 /*
- * json.c: encodes Lua values as JSON for request bodies.
+ * json.c: encodes Lua values as JSON for request bodies, and scans response
+ * envelopes without building tables.
  *
- * Strict by design: a body that cannot be represented exactly (NaN, invalid
- * UTF-8, a sparse or mixed table, a cycle) is refused with the path of the
- * value, so nothing ever sends a truncated or invalid document.
+ * The encoder is strict by design: a body that cannot be represented exactly
+ * (NaN, invalid UTF-8, a sparse or mixed table, a cycle) is refused with the
+ * path of the value, so nothing ever sends a truncated or invalid document.
+ *
+ * The scanner validates a whole document and returns the raw text of a few
+ * top-level members, so a write's answer can be checked at once and decoded
+ * only when someone reads it.
  */
 #include "json.h"
 
@@ -450,12 +455,236 @@ static int l_json_encode(lua_State *L)
     return 1;
 }
 
+/* ---- scanning ----------------------------------------------------------- */
+
+typedef struct scanner {
+    const unsigned char *s;
+    size_t n, i;
+    int depth;
+} scanner;
+
+static void skip_space(scanner *sc)
+{
+    while (sc->i < sc->n && (sc->s[sc->i] == ' ' || sc->s[sc->i] == '\t' || sc->s[sc->i] == '\n' || sc->s[sc->i] == '\r'))
+        sc->i++;
+}
+
+static int is_hex(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static int scan_string(scanner *sc)
+{
+    sc->i++; /* the opening quote */
+    while (sc->i < sc->n) {
+        unsigned char c = sc->s[sc->i];
+        if (c == '"') {
+            sc->i++;
+            return 0;
+        }
+        if (c < 0x20)
+            return -1;
+        if (c == '\\') {
+            unsigned char e;
+            if (sc->i + 1 >= sc->n)
+                return -1;
+            e = sc->s[sc->i + 1];
+            if (e == 'u') {
+                size_t k;
+                if (sc->i + 5 >= sc->n)
+                    return -1;
+                for (k = 2; k < 6; k++)
+                    if (!is_hex(sc->s[sc->i + k]))
+                        return -1;
+                sc->i += 6;
+            } else if (strchr("\"\\/bfnrt", e) != NULL && e != 0) {
+                sc->i += 2;
+            } else {
+                return -1;
+            }
+        } else if (c < 0x80) {
+            sc->i++;
+        } else {
+            size_t len = utf8_sequence(sc->s + sc->i, sc->n - sc->i);
+            if (len == 0)
+                return -1;
+            sc->i += len;
+        }
+    }
+    return -1;
+}
+
+static int scan_digits(scanner *sc)
+{
+    size_t start = sc->i;
+    while (sc->i < sc->n && sc->s[sc->i] >= '0' && sc->s[sc->i] <= '9')
+        sc->i++;
+    return sc->i > start ? 0 : -1;
+}
+
+static int scan_number(scanner *sc)
+{
+    if (sc->s[sc->i] == '-')
+        sc->i++;
+    if (sc->i < sc->n && sc->s[sc->i] == '0')
+        sc->i++;
+    else if (scan_digits(sc) != 0)
+        return -1;
+    if (sc->i < sc->n && sc->s[sc->i] == '.') {
+        sc->i++;
+        if (scan_digits(sc) != 0)
+            return -1;
+    }
+    if (sc->i < sc->n && (sc->s[sc->i] == 'e' || sc->s[sc->i] == 'E')) {
+        sc->i++;
+        if (sc->i < sc->n && (sc->s[sc->i] == '+' || sc->s[sc->i] == '-'))
+            sc->i++;
+        if (scan_digits(sc) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int scan_literal(scanner *sc, const char *word)
+{
+    size_t len = strlen(word);
+    if (sc->n - sc->i < len || memcmp(sc->s + sc->i, word, len) != 0)
+        return -1;
+    sc->i += len;
+    return 0;
+}
+
+static int scan_value(scanner *sc);
+
+/* Scans [ ... ] or { ... }; for the top-level object, records the members asked for. */
+static int scan_container(scanner *sc, int object, int nwanted, const char **wanted,
+                          size_t *starts, size_t *ends)
+{
+    char close = object ? '}' : ']';
+    if (++sc->depth > EK_JSON_MAX_DEPTH)
+        return -1;
+    sc->i++;
+    skip_space(sc);
+    if (sc->i < sc->n && sc->s[sc->i] == close) {
+        sc->i++;
+        sc->depth--;
+        return 0;
+    }
+    for (;;) {
+        int match = -1;
+        skip_space(sc);
+        if (object) {
+            size_t kstart = sc->i + 1;
+            int w;
+            if (sc->i >= sc->n || sc->s[sc->i] != '"' || scan_string(sc) != 0)
+                return -1;
+            for (w = 0; w < nwanted; w++)
+                if (strlen(wanted[w]) == sc->i - 1 - kstart && memcmp(sc->s + kstart, wanted[w], sc->i - 1 - kstart) == 0)
+                    match = w;
+            skip_space(sc);
+            if (sc->i >= sc->n || sc->s[sc->i] != ':')
+                return -1;
+            sc->i++;
+            skip_space(sc);
+        }
+        if (match >= 0)
+            starts[match] = sc->i;
+        if (scan_value(sc) != 0)
+            return -1;
+        if (match >= 0)
+            ends[match] = sc->i;
+        skip_space(sc);
+        if (sc->i < sc->n && sc->s[sc->i] == ',') {
+            sc->i++;
+            continue;
+        }
+        if (sc->i < sc->n && sc->s[sc->i] == close) {
+            sc->i++;
+            sc->depth--;
+            return 0;
+        }
+        return -1;
+    }
+}
+
+static int scan_value(scanner *sc)
+{
+    if (sc->i >= sc->n)
+        return -1;
+    switch (sc->s[sc->i]) {
+    case '{': return scan_container(sc, 1, 0, NULL, NULL, NULL);
+    case '[': return scan_container(sc, 0, 0, NULL, NULL, NULL);
+    case '"': return scan_string(sc);
+    case 't': return scan_literal(sc, "true");
+    case 'f': return scan_literal(sc, "false");
+    case 'n': return scan_literal(sc, "null");
+    default:
+        if (sc->s[sc->i] == '-' || (sc->s[sc->i] >= '0' && sc->s[sc->i] <= '9'))
+            return scan_number(sc);
+        return -1;
+    }
+}
+
+#define MAX_MEMBERS 8
+
+/*
+ * core.json_members(text, name, ...) -> true, then the raw text of each named
+ * top-level member (nil where absent); or nil, message when text is not one
+ * valid JSON object.
+ */
+static int l_json_members(lua_State *L)
+{
+    size_t n;
+    const char *text = luaL_checklstring(L, 1, &n);
+    int nwanted = lua_gettop(L) - 1, w;
+    const char *wanted[MAX_MEMBERS];
+    size_t starts[MAX_MEMBERS], ends[MAX_MEMBERS];
+    scanner sc;
+
+    luaL_argcheck(L, nwanted >= 1 && nwanted <= MAX_MEMBERS, 2, "between 1 and 8 member names");
+    for (w = 0; w < nwanted; w++) {
+        wanted[w] = luaL_checkstring(L, w + 2);
+        starts[w] = ends[w] = 0;
+    }
+    sc.s = (const unsigned char *)text;
+    sc.n = n;
+    sc.i = 0;
+    sc.depth = 0;
+    skip_space(&sc);
+    if (sc.i >= n || sc.s[sc.i] != '{') {
+        lua_pushnil(L);
+        lua_pushliteral(L, "not a JSON object");
+        return 2;
+    }
+    if (scan_container(&sc, 1, nwanted, wanted, starts, ends) == 0) {
+        skip_space(&sc);
+        if (sc.i == n) {
+            luaL_checkstack(L, nwanted + 1, "too many members");
+            lua_pushboolean(L, 1);
+            for (w = 0; w < nwanted; w++) {
+                if (ends[w] > starts[w])
+                    lua_pushlstring(L, text + starts[w], ends[w] - starts[w]);
+                else
+                    lua_pushnil(L);
+            }
+            return nwanted + 1;
+        }
+    }
+    lua_pushnil(L);
+    lua_pushfstring(L, "invalid JSON at byte %d", (int)sc.i + 1);
+    return 2;
+}
+
 void ek_open_json(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
         { "json_encode", l_json_encode },
         { NULL, NULL },
     };
+
+    lua_pushcfunction(L, l_json_members);
+    lua_setfield(L, -2, "json_members");
 
     ek_new_scratch(L);
     ek_setfuncs(L, funcs, 1);

@@ -109,14 +109,31 @@ function Client:log(event)
   if not ok then io.stderr:write("envoke: logger failed: ", tostring(problem), "\n") end
 end
 
+local json_members = core.json_members
+
 --- Turns a transport's answer into decoded JSON or an error.
--- Shared by blocking and non-blocking calls.
--- @treturn table|nil decoded body (any 2xx), or nil
+-- Shared by blocking and non-blocking calls. With `envelope` (a write), a 2xx
+-- answer is validated whole in C and its `result_data` returned as raw JSON
+-- text, for the contact to decode only when read.
+-- @treturn table|string|nil decoded body (any 2xx), raw result_data, or nil
 -- @treturn table err when the first value is nil
-function Client:outcome(status, raw, headers)
+function Client:outcome(status, raw, headers, envelope)
   if not status then return nil, errors.from_transport(raw) end
+  local ok_status = status >= 200 and status < 300
+  if ok_status and envelope then
+    local valid, success, data = json_members(raw, "success", "result_data")
+    if not valid then
+      return nil, errors.new("protocol", { status = status, message = "the response is not JSON: " .. success,
+                                           body = raw })
+    end
+    if success ~= "false" then
+      if data and data:byte(1) == 123 then return data end -- "{"
+      return nil, errors.new("protocol", { status = status, message = "the answer has no contact in result_data",
+                                           body = raw })
+    end
+  end
   local data = self.json.decode(raw)
-  if status >= 200 and status < 300 then
+  if ok_status then
     if data == nil and raw ~= "" then
       return nil, errors.new("protocol", { status = status, message = "the response is not JSON", body = raw })
     end
@@ -133,7 +150,7 @@ local function attempt_logged(self, plan, attempts)
   self:log{ event = "request", method = plan.method, path = plan.path, attempt = attempts }
   local started = core.now()
   local status, raw, headers = self.transport:request(plan.method, plan.path, plan.body)
-  local data, err = self:outcome(status, raw, headers)
+  local data, err = self:outcome(status, raw, headers, plan.envelope)
   self:log{ event = err and "error" or "response", method = plan.method, path = plan.path,
             status = status or nil, attempt = attempts, elapsed_ms = core.now() - started, error = err }
   return data, err
@@ -155,7 +172,8 @@ function Client:execute(plan)
     if logger then
       data, err = attempt_logged(self, plan, attempts)
     else
-      data, err = self:outcome(transport:request(plan.method, plan.path, plan.body))
+      local status, raw, headers = transport:request(plan.method, plan.path, plan.body)
+      data, err = self:outcome(status, raw, headers, plan.envelope)
     end
     if not err then
       if plan.finish then return plan.finish(plan, data) end

@@ -16,7 +16,8 @@ local schema = require "envoke.schema"
 local Contact = {}
 
 -- Private slots, keyed by tables so no field name can collide with them.
-local CLIENT, FIELDS, CHANGES, CLEAR = {}, {}, {}, {}
+-- FIELDS is false while the server's answer is still raw JSON in RAW.
+local CLIENT, FIELDS, RAW, ID, CHANGES, CLEAR = {}, {}, {}, {}, {}, {}
 
 local function fail(level, fmt, ...)
   error("envoke: " .. fmt:format(...), level + 1)
@@ -24,12 +25,14 @@ end
 
 local mt = {}
 
+local fields_of
+
 function mt.__index(self, key)
   local method = Contact[key]
   if method ~= nil then return method end
   local pending = rawget(self, CHANGES)[key]
   if pending ~= nil and type(pending) ~= "table" then return pending end
-  return rawget(self, FIELDS)[key]
+  return fields_of(self)[key]
 end
 
 -- `c.city = "Toronto"` is `c:set("city", "Toronto")`: validated and tracked.
@@ -38,7 +41,7 @@ function mt.__newindex(self, key, value)
 end
 
 function mt.__tostring(self)
-  local f = rawget(self, FIELDS)
+  local f = fields_of(self)
   return ("envoke.contact (id %s, email %s)"):format(tostring(f.id), tostring(self.email))
 end
 
@@ -54,6 +57,23 @@ local function from_json(data, null)
   if type(fields.interests) ~= "table" then fields.interests = {} end
   if type(fields.autoresponders) ~= "table" then fields.autoresponders = {} end
   return fields
+end
+
+-- The fields as the server answered them. A write's answer stays raw JSON
+-- until something reads a field: a bulk sync rarely does, and decoding a
+-- contact costs more than the rest of a save together.
+function fields_of(self)
+  local f = rawget(self, FIELDS)
+  if f then return f end
+  local client = rawget(self, CLIENT)
+  f = from_json(client.json.decode(rawget(self, RAW)), client.json.null)
+  rawset(self, FIELDS, f)
+  rawset(self, RAW, nil)
+  return f
+end
+
+local function id_of(self)
+  return rawget(self, ID) or fields_of(self).id
 end
 
 local function blank(client)
@@ -91,6 +111,17 @@ end
 -- Replaces the fields with the server's answer and forgets what was pending.
 local function absorb(self, data)
   rawset(self, FIELDS, from_json(data, rawget(self, CLIENT).json.null))
+  rawset(self, RAW, nil)
+  rawset(self, ID, nil)
+  rawset(self, CHANGES, {})
+  rawset(self, CLEAR, false)
+end
+
+-- The same, from the raw JSON of a contact; `id` when the request named it.
+local function absorb_raw(self, raw, id)
+  rawset(self, FIELDS, false)
+  rawset(self, RAW, raw)
+  rawset(self, ID, id)
   rawset(self, CHANGES, {})
   rawset(self, CLEAR, false)
 end
@@ -268,7 +299,7 @@ end
 --- The fields as the server last answered them (a copy, for printing or export).
 function Contact:fields()
   local out = {}
-  for k, v in pairs(rawget(self, FIELDS)) do out[k] = v end
+  for k, v in pairs(fields_of(self)) do out[k] = v end
   return out
 end
 
@@ -284,9 +315,10 @@ local function check_request(changes, level)
 end
 
 local SAVE_OPTIONS = { keyfield = { id = true, email = true, remote_id = true } }
+local NO_OPTIONS = {}
 
 local function check_opts(opts, caller, level)
-  if opts == nil then return {} end
+  if opts == nil then return NO_OPTIONS end
   if type(opts) ~= "table" then fail(level + 1, "%s options must be a table, got %s", caller, type(opts)) end
   for k, v in pairs(opts) do
     local allowed = SAVE_OPTIONS[k]
@@ -302,13 +334,9 @@ local function validation(message)
   return nil, nil, errors.new("validation", { message = message })
 end
 
--- Absorbs the result_data contact of a write envelope.
-local function finish_write(plan, data)
-  local contact = type(data) == "table" and data.result_data
-  if type(contact) ~= "table" then
-    return nil, errors.new("protocol", { message = "the answer has no contact in result_data" })
-  end
-  absorb(plan.contact, contact)
+-- Takes in the result_data of a write envelope (its raw JSON, see Client:outcome).
+local function finish_write(plan, raw)
+  absorb_raw(plan.contact, raw, plan.id)
   return plan.contact
 end
 
@@ -325,19 +353,22 @@ local function finish_reload(plan, data)
   return plan.contact
 end
 
+local NO_PARAMS = {}
+
 -- The body of a write and its query parameters; nil when nothing changed.
+-- The pending changes are the body itself: a success replaces them with a
+-- fresh table, a failure keeps them for the next try.
 local function request_parts(self, level)
   local changes = rawget(self, CHANGES)
   if next(changes) == nil then return nil end
   check_request(changes, level + 1)
-  local body = {}
-  for k, v in pairs(changes) do body[k] = v end
-  return body, { write_empty_values = rawget(self, CLEAR) and 1 or nil }
+  if rawget(self, CLEAR) then return changes, { write_empty_values = 1 } end
+  return changes, NO_PARAMS
 end
 
-local function write_plan(self, method, path, params, body, idempotent)
+local function write_plan(self, method, path, params, body, idempotent, id)
   return { method = method, path = query.path(path, params), body = body, idempotent = idempotent,
-           contact = self, finish = finish_write }
+           contact = self, id = id, envelope = true, finish = finish_write }
 end
 
 -- What each call sends; a plan, or (nil, result, err) when nothing needs sending.
@@ -347,9 +378,9 @@ function plans.save(self, opts)
   opts = check_opts(opts, "save", 3)
   local body, params = request_parts(self, 3)
   if not body then return nil, self end
-  local id = rawget(self, FIELDS).id
+  local id = id_of(self)
   if id and (opts.keyfield == nil or opts.keyfield == "id") then
-    return write_plan(self, "PATCH", "/v1/contacts/" .. ("%d"):format(id), params, body, true)
+    return write_plan(self, "PATCH", "/v1/contacts/" .. ("%d"):format(id), params, body, true, id)
   end
   local keyfield = opts.keyfield or "email"
   if keyfield == "id" then return validation("save: keyfield 'id', but the contact has no id yet") end
@@ -358,7 +389,7 @@ function plans.save(self, opts)
     return validation(("save: keyfield '%s', but the contact has no %s"):format(keyfield, keyfield))
   end
   body[keyfield] = key
-  params.keyfield = keyfield
+  params = { keyfield = keyfield, write_empty_values = params.write_empty_values }
   return write_plan(self, "PATCH", "/v1/contacts", params, body, true)
 end
 
@@ -373,8 +404,12 @@ end
 function plans.upsert(self, opts)
   opts = check_opts(opts, "upsert", 3)
   local body, params = request_parts(self, 3)
-  if not body then body, params = {}, {} end
-  local id = rawget(self, FIELDS).id
+  -- A copy: the id and key added below must not stay in the pending changes.
+  local copy = {}
+  for k, v in pairs(body or NO_OPTIONS) do copy[k] = v end
+  body = copy
+  params = { write_empty_values = params and params.write_empty_values }
+  local id = id_of(self)
   if id then body.id = id end
   local keyfield = opts.keyfield
   if keyfield and keyfield ~= "id" then
@@ -392,20 +427,20 @@ function plans.upsert(self, opts)
   return write_plan(self, "POST", "/v1/contacts", params, body, true)
 end
 
-local function id_of(self, caller)
-  local id = rawget(self, FIELDS).id
+local function require_id(self, caller)
+  local id = id_of(self)
   if id then return ("%d"):format(id) end
   return nil, errors.new("validation", { message = caller .. ": the contact has no id (load or save it first)" })
 end
 
 function plans.delete(self)
-  local id, err = id_of(self, "delete")
+  local id, err = require_id(self, "delete")
   if not id then return nil, nil, err end
   return { method = "DELETE", path = "/v1/contacts/" .. id, idempotent = true, contact = self, finish = finish_delete }
 end
 
 function plans.reload(self)
-  local id, err = id_of(self, "reload")
+  local id, err = require_id(self, "reload")
   if not id then return nil, nil, err end
   return { method = "GET", path = "/v1/contacts/" .. id, idempotent = true, contact = self, id = id,
            finish = finish_reload }
