@@ -33,7 +33,8 @@ function Handle:wait(timeout_ms)
   while not self:done() do
     local left = deadline and deadline - core.now() or 100
     if left <= 0 then
-      return nil, require("envoke.errors").new("timeout", { message = "wait: the call has not finished yet", retryable = true })
+      return nil, require("envoke.errors").new("timeout",
+        { message = "wait: the call has not finished yet", retryable = true })
     end
     engine:poll(left < 100 and left or 100)
   end

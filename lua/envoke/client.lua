@@ -314,7 +314,7 @@ local function list_params(opts, caller)
   end
   local params = { filter = opts.filter, skip = opts.skip }
   if type(opts.sort) == "string" then params.sort = { [opts.sort] = "ASC" } else params.sort = opts.sort end
-  if type(opts.fields) == "table" then params.fields = table.concat(opts.fields, ",") else params.fields = opts.fields end
+  params.fields = type(opts.fields) == "table" and table.concat(opts.fields, ",") or opts.fields
   return params
 end
 

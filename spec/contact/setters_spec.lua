@@ -18,7 +18,8 @@ describe("contact setters", function()
     c:set("city", "Toronto"):set{ province = "ON", country = "CA" }
      :interest("Newsletter", "Set"):interest("Specials", "unset"):mandatory_consent()
      :autoresponder("Whitepaper Download", "dequeue"):custom_field("barcode", "A-1")
-     :consent("express", "Signed up on the homepage form", { effective_date = "2024-05-01T10:00:00", force_downgrade = true })
+     :consent("express", "Signed up on the homepage form",
+              { effective_date = "2024-05-01T10:00:00", force_downgrade = true })
     assert.are.same({
       city = "Toronto", province = "ON", country = "CA",
       interests = { Newsletter = "Set", Specials = "Unset", ["Mandatory consent"] = "Set" },
@@ -178,7 +179,8 @@ describe("contact setters", function()
 
   it("refuse bad list options", function()
     raises("list: option 'limit' must be an integer from 1 to 100", function() client:list{ limit = 101 } end)
-    raises("contacts: option 'page_size' must be an integer from 1 to 100", function() client:contacts{ page_size = 0 } end)
+    raises("contacts: option 'page_size' must be an integer from 1 to 100",
+      function() client:contacts{ page_size = 0 } end)
     raises("list: unknown option 'filtre'", function() client:list{ filtre = {} } end)
     raises("find takes exactly one of id, email, remote_id", function() client:find{ email = "a@b.co", id = 1 } end)
     raises("find takes exactly one of id, email, remote_id", function() client:find{ phone = "1" } end)

@@ -348,7 +348,8 @@ return function(env)
       end
       assert.are.same({ 5, 6, 7 }, seen)
       seen = {}
-      for c in client:contacts{ filter = { ["$or"] = { { email = "p1@example.com" }, { id = { ["$in"] = { 3, 4 } } } } },
+      local either = { ["$or"] = { { email = "p1@example.com" }, { id = { ["$in"] = { 3, 4 } } } } }
+      for c in client:contacts{ filter = either,
                                 sort = "id", fields = { "id", "email" } } do
         seen[#seen + 1] = c.id
         assert.is_nil(c.first_name)

@@ -72,7 +72,8 @@ function Transport:submit(method, path, body, headers)
   return self.next_id
 end
 
-function Transport:perform() return 0 end
+-- Answers are computed at submit time, so there is never anything to drive.
+function Transport.perform() return 0 end
 
 function Transport:finished()
   local r = table.remove(self.done, 1)

@@ -1,0 +1,171 @@
+--- Validating the body of a contact write (insert, update, upsert).
+--
+-- Every field is checked through `envoke.schema`, every problem is
+-- collected (API.md §2: all problems in one 400), and the result is a plan
+-- that `envoke.sandbox.contact.apply` carries out once the contact is known:
+--
+--     { id = <key or nil>, external_id = <as sent or nil>, force = <bool>,
+--       invalid = { <field> = true },                  -- fields with a problem
+--       values = { first_name = "Ann", ... },          -- "" clears
+--       consent = nil | { status, description, effective },
+--       consent_description = nil | "...",            -- sent without a status
+--       custom_fields = { barcode = "123" },           -- "" removes
+--       interests = { {entry = <catalogue entry>, action = "Set"}, ... },
+--       autoresponders = { ... } }
+-- @module envoke.sandbox.write
+
+local schema = require "envoke.schema"
+local json = require "envoke.sandbox.json"
+
+local write = {}
+
+-- Fields a client cannot blank even with write_empty_values.
+local NOT_CLEARABLE = { email = true, consent_status = true, consent_effective_date = true }
+
+local function ordered_keys(body)
+  local known, unknown = {}, {}
+  for _, name in ipairs(schema.order) do
+    if body[name] ~= nil then known[#known + 1] = name end
+  end
+  for k in pairs(body) do
+    if type(k) ~= "string" or not schema.fields[k] then unknown[#unknown + 1] = tostring(k) end
+  end
+  table.sort(unknown)
+  for _, k in ipairs(unknown) do known[#known + 1] = k end
+  return known
+end
+
+local function resolve_changes(name, value, cat, errors)
+  local out = {}
+  local ns_find = name == "interests" and cat.interest or cat.nurture
+  local what = name == "interests" and "interest, subscription or mandatory consent" or "nurture"
+  for _, change in ipairs(schema.changes(value)) do
+    local entry = ns_find(cat, change.key)
+    if entry then
+      out[#out + 1] = { entry = entry, action = change.action }
+    else
+      errors[#errors + 1] = name .. " names an unknown " .. what .. ": '" .. change.key .. "'"
+    end
+  end
+  return out
+end
+
+local function custom_fields(v, plan, opts, errors)
+  if type(v) ~= "table" or (next(v) ~= nil and schema.is_array(v)) then
+    errors[#errors + 1] = "custom_fields must be an object of custom field name -> string"
+    return
+  end
+  local keys = {}
+  for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    local value = v[k]
+    if value == json.null then value = "" end
+    local name = opts.catalogue:custom_field(k)
+    local checked, problem = schema.check("custom_fields." .. k, value)
+    if not name then
+      errors[#errors + 1] = "custom_fields." .. k .. " is not a custom field of this account"
+    elseif problem then
+      errors[#errors + 1] = "custom_fields." .. k .. " " .. problem
+    elseif checked ~= "" or opts.write_empty then
+      plan.custom_fields[name] = checked
+    end
+  end
+end
+
+--- Validates a decoded request body.
+-- @tparam table body the decoded JSON object
+-- @tparam table opts `{ catalogue = <catalogue>, write_empty = <bool>, insert = <bool> }`;
+--   `insert` marks a plain insert, where an `id` cannot be given
+-- @treturn table the plan
+-- @treturn table the problems, one string each (empty when valid)
+function write.parse(body, opts)
+  local errors = {}
+  local plan = { values = {}, custom_fields = {}, interests = {}, autoresponders = {}, force = false, invalid = {} }
+  local function problem(name, text)
+    errors[#errors + 1] = name .. " " .. text
+    plan.invalid[name] = true
+  end
+
+  -- One field of the body; consent_expiry is read-only and "ignored on
+  -- updates" (seed), so it is not even checked.
+  local function take(name, v, spec)
+    if not spec then
+      problem(name, "is an unknown field")
+    elseif name == "id" then
+      if v ~= "" then
+        local id, why = schema.normalize("id", v)
+        if opts.insert then
+          problem(name, "is read-only (Envoke assigns it on insert)")
+        elseif why then
+          problem(name, why)
+        else
+          plan.id = id
+        end
+      end
+    elseif name == "external_id" then
+      local value, why = schema.normalize(name, v)
+      if why then problem(name, why) elseif value ~= "" then plan.external_id = value end
+    elseif name == "consent_force_downgrade" then
+      local value, why = schema.check(name, v)
+      if why then problem(name, why) else plan.force = value end
+    elseif name == "custom_fields" then
+      custom_fields(v, plan, opts, errors)
+    elseif name == "interests" or name == "autoresponders" then
+      local value, why = schema.check(name, v)
+      if why then
+        problem(name, why)
+      else
+        plan[name] = resolve_changes(name, value, opts.catalogue, errors)
+      end
+    else
+      local value, why = schema.check(name, v)
+      if why then
+        problem(name, why)
+      elseif value ~= "" then
+        plan.values[name] = value
+      elseif opts.write_empty then
+        if NOT_CLEARABLE[name] then
+          problem(name, "cannot be cleared")
+        else
+          plan.values[name] = ""
+        end
+      end
+    end
+  end
+
+  for _, name in ipairs(ordered_keys(body)) do
+    local v = body[name]
+    local spec = schema.fields[name]
+    if v == json.null then
+      -- null reads as blank for text; for the rest it is as if not sent.
+      v = (spec and (spec.type == "string" or spec.type == "enum" or spec.type == "consent"
+        or spec.type == "datetime" or spec.type == "date")) and "" or nil
+    end
+    if v ~= nil and name ~= "consent_expiry" then take(name, v, spec) end
+  end
+
+  -- The consent fields form one consent record (seed).
+  local status = plan.values.consent_status
+  local description = plan.values.consent_description
+  local effective = plan.values.consent_effective_date
+  plan.values.consent_status, plan.values.consent_description, plan.values.consent_effective_date = nil, nil, nil
+  if effective and not status then
+    problem("consent_effective_date", "is only accepted together with consent_status (it starts a new consent record)")
+  end
+  if status and schema.consent.sendable[status] and (description == nil or description == "") then
+    problem("consent_description", "is required with consent_status '" .. status .. "'")
+  end
+  if status then
+    plan.consent = {
+      status = status,
+      description = description,
+      effective = effective and schema.time.parse_datetime(effective),
+    }
+  elseif description then
+    plan.consent_description = description
+  end
+  return plan, errors
+end
+
+return write
