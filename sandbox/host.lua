@@ -138,13 +138,7 @@ local SERVER_CONF = [[
     }
 ]]
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
+local read_file = require("sandbox.shell").read_file
 
 local function absolute(path)
   if not path or path:sub(1, 1) == "/" then return path end

@@ -30,30 +30,8 @@ Server.__index = Server
 -- `request` (e.g. an in-process sandbox with the same control helpers).
 sandbox_server.methods = Server
 
-local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
---- Standard base64, for Authorization headers.
-function sandbox_server.base64(s)
-  local out = {}
-  for i = 1, #s, 3 do
-    local a, b, c = s:byte(i, i + 2)
-    local n = a * 65536 + (b or 0) * 256 + (c or 0)
-    local chars = {}
-    for j = 1, 4 do
-      local idx = math.floor(n / 64 ^ (4 - j)) % 64
-      chars[j] = B64:sub(idx + 1, idx + 1)
-    end
-    if not b then chars[3] = "=" end
-    if not c then chars[4] = "=" end
-    out[#out + 1] = table.concat(chars)
-  end
-  return table.concat(out)
-end
-
 --- The Basic Authorization header value for a user and password.
-function sandbox_server.basic(user, password)
-  return "Basic " .. sandbox_server.base64(user .. ":" .. password)
-end
+sandbox_server.basic = require("envoke.sandbox.auth").basic
 
 local function close(self)
   if self.conn then

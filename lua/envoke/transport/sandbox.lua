@@ -7,26 +7,6 @@
 local Transport = {}
 Transport.__index = Transport
 
-local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
--- Base64 for the Basic auth header, so credentials are checked as over HTTP.
-local function base64(s)
-  local out = {}
-  for i = 1, #s, 3 do
-    local a, b, c = s:byte(i, i + 2)
-    local n = a * 65536 + (b or 0) * 256 + (c or 0)
-    local chars = {}
-    for k = 1, 4 do
-      local idx = math.floor(n / 2 ^ (6 * (4 - k))) % 64
-      chars[k] = B64:sub(idx + 1, idx + 1)
-    end
-    if not b then chars[3] = "=" end
-    if not c then chars[4] = "=" end
-    out[#out + 1] = table.concat(chars)
-  end
-  return table.concat(out)
-end
-
 --- A transport with its own sandbox server.
 -- @tparam table s the client's settings; `s.sandbox` may hold `server` (an
 --   existing `envoke.sandbox` object to share) or `catalogue` and `clock`.
@@ -41,7 +21,7 @@ function Transport.new(s)
   if s.token then
     self.headers.authorization = "Bearer " .. s.token
   else
-    self.headers.authorization = "Basic " .. base64(api_id .. ":" .. api_key)
+    self.headers.authorization = require("envoke.sandbox.auth").basic(api_id, api_key)
   end
   self.encode = require("envoke.core").json_encode
   self.done = {}
