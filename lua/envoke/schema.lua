@@ -491,4 +491,29 @@ function schema.changes(value)
   return list
 end
 
+local TYPE_TEXT = {
+  id = "integer 1..4294967295", string = "string", enum = "one of", consent = "consent status (§5)",
+  datetime = "RFC 3339 date-time", date = "date yyyy-mm-dd", boolean = "boolean",
+  custom_fields = "object: name -> string", interests = "names, or name/id -> Set/Unset",
+  autoresponders = "names, or name/id -> Set/Unset/Dequeue",
+}
+
+--- The field reference as a Markdown table, made from `schema.fields`
+-- (the README carries it; a spec checks the two agree).
+-- @treturn string
+function schema.markdown()
+  local rows = { "| field | type | max characters | notes |", "|---|---|---|---|" }
+  for _, name in ipairs(schema.order) do
+    local f = schema.fields[name]
+    local kind = TYPE_TEXT[f.type]
+    if f.type == "enum" then kind = kind .. " " .. table.concat(f.values, " ") end
+    local notes = {}
+    if f.readonly then notes[#notes + 1] = "read-only" end
+    if f.writeonly then notes[#notes + 1] = "write-only" end
+    if f.format == "email" then notes[#notes + 1] = "an email address" end
+    rows[#rows + 1] = ("| `%s` | %s | %s | %s |"):format(name, kind, f.max or "", table.concat(notes, ", "))
+  end
+  return table.concat(rows, "\n") .. "\n"
+end
+
 return schema
