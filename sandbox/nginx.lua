@@ -40,36 +40,8 @@ local STOP_WAIT_S = 10        -- how long stop() waits before SIGKILL
 local ALIVE_FN = "alive() { s=$(sed 's/.*) //' /proc/$1/stat 2>/dev/null) || return 1;"
   .. " case \"$s\" in Z*|X*|'') return 1;; esac; }\n"
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
--- Runs a shell command; returns its stdout and exit code. The code is read
--- from the output because os.execute/io.popen report it differently in 5.1.
--- LD_PRELOAD is dropped: under the ASan spec run it carries the sanitizer
--- runtime, which nginx and openssl must not load.
-local function run(cmd)
-  local pipe = assert(io.popen("unset LD_PRELOAD; { " .. cmd .. "\n} ; echo \"@rc=$?\"", "r"))
-  local out = pipe:read("*a")
-  pipe:close()
-  local body, code = out:match("^(.-)@rc=(%d+)\n?$")
-  if not body then return out, -1 end
-  return body, tonumber(code)
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(text))
-  assert(f:close())
-end
+local shell = require "sandbox.shell"
+local shell_quote, run, read_file, write_file = shell.quote, shell.run, shell.read_file, shell.write_file
 
 local function trim(s)
   return (s:gsub("^%s+", ""):gsub("%s+$", ""))
