@@ -5,7 +5,8 @@ local echo_server = require "echo_server"
 local shell = require "sandbox.shell"
 
 local version = jit and "luajit" or _VERSION:match("%d%.%d")
-local flags = jit and "-I/usr/include/luajit-2.1 -lluajit-5.1" or ("-I/usr/include/lua%s -llua%s"):format(version, version)
+local flags = jit and "-I/usr/include/luajit-2.1 -lluajit-5.1"
+  or ("-I/usr/include/lua%s -llua%s"):format(version, version)
 
 describe("many Lua states", function()
   local srv, dir
