@@ -9,10 +9,12 @@ function shell.quote(s)
 end
 
 --- Runs a shell command (stderr joins stdout).
+-- The sanitizer run preloads ASan into the interpreter; the commands run here
+-- never need it, and some (procps' ps) hang with it, so it is dropped.
 -- @return its output and its exit code; the code is read from the output
 -- because os.execute and io.popen report it differently across versions.
 function shell.run(cmd)
-  local pipe = assert(io.popen("{ " .. cmd .. "\n} 2>&1; echo \"@rc=$?\"", "r"))
+  local pipe = assert(io.popen("unset LD_PRELOAD; { " .. cmd .. "\n} 2>&1; echo \"@rc=$?\"", "r"))
   local out = pipe:read("*a")
   pipe:close()
   local body, code = out:match("^(.-)@rc=(%d+)\n?$")
