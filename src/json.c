@@ -476,42 +476,49 @@ static int is_hex(unsigned char c)
 
 static int scan_string(scanner *sc)
 {
-    sc->i++; /* the opening quote */
-    while (sc->i < sc->n) {
-        unsigned char c = sc->s[sc->i];
+    const unsigned char *s = sc->s;
+    size_t i = sc->i + 1, n = sc->n; /* after the opening quote */
+
+    while (i < n) {
+        unsigned char c;
+        /* byte_class 0 is a byte that stands for itself: the common case, in one tight loop */
+        while (i < n && byte_class[s[i]] == 0)
+            i++;
+        if (i >= n)
+            break;
+        c = s[i];
         if (c == '"') {
-            sc->i++;
+            sc->i = i + 1;
             return 0;
         }
-        if (c < 0x20)
-            return -1;
         if (c == '\\') {
             unsigned char e;
-            if (sc->i + 1 >= sc->n)
-                return -1;
-            e = sc->s[sc->i + 1];
+            if (i + 1 >= n)
+                break;
+            e = s[i + 1];
             if (e == 'u') {
                 size_t k;
-                if (sc->i + 5 >= sc->n)
-                    return -1;
+                if (i + 5 >= n)
+                    break;
                 for (k = 2; k < 6; k++)
-                    if (!is_hex(sc->s[sc->i + k]))
+                    if (!is_hex(s[i + k]))
                         return -1;
-                sc->i += 6;
-            } else if (strchr("\"\\/bfnrt", e) != NULL && e != 0) {
-                sc->i += 2;
+                i += 6;
+            } else if (e != 0 && strchr("\"\\/bfnrt", e) != NULL) {
+                i += 2;
             } else {
                 return -1;
             }
-        } else if (c < 0x80) {
-            sc->i++;
+        } else if (c < 0x20) {
+            return -1;
         } else {
-            size_t len = utf8_sequence(sc->s + sc->i, sc->n - sc->i);
+            size_t len = utf8_sequence(s + i, n - i);
             if (len == 0)
                 return -1;
-            sc->i += len;
+            i += len;
         }
     }
+    sc->i = i;
     return -1;
 }
 

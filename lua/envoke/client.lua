@@ -6,6 +6,7 @@
 -- Bad arguments raise; failures of the world return `nil, err` (see `envoke.errors`).
 -- @classmod envoke.client
 local core = require "envoke.core"
+local Contact = require "envoke.contact"
 local errors = require "envoke.errors"
 local query = require "envoke.query"
 local retry = require "envoke.retry"
@@ -256,7 +257,7 @@ function Client:upsert_all(contacts, opts) return require("envoke.bulk").run(sel
 -- @tparam[opt] table fields
 -- @treturn envoke.contact
 function Client:contact(fields)
-  return require("envoke.contact").new(self, fields)
+  return Contact.new(self, fields)
 end
 
 --- Checks an id the way a path needs it: a plain integer 1..4294967295.
@@ -268,7 +269,7 @@ function Client.id_text(id, where, level)
 end
 
 local function contact_of(self, data)
-  return require("envoke.contact").from_server(self, data)
+  return Contact.from_server(self, data)
 end
 
 local function finish_get(plan, data)

@@ -154,14 +154,14 @@ function Contact:set(name, value)
   if type(name) ~= "string" then fail(2, "contact field names must be strings, got %s", type(name)) end
   if value == nil then fail(2, "contact field '%s' needs a value (use clear to empty it)", name) end
   local v = check(name, value, 2)
-  local custom = name:match("^custom_fields%.(.+)$")
-  if custom then
-    return self:custom_field(custom, v)
-  elseif name == "interests" or name == "autoresponders" then
+  local spec = schema.fields[name]
+  if not spec then
+    return self:custom_field(name:sub(#"custom_fields." + 1), v) -- check() let only these through
+  elseif spec.type == "interests" or spec.type == "autoresponders" then
     local map = {}
     for _, change in ipairs(schema.changes(v)) do map[change.key] = change.action end
     merge_actions(self, name, map)
-  elseif name == "custom_fields" then
+  elseif spec.type == "custom_fields" then
     for k, fv in pairs(v) do self:custom_field(k, fv) end
   elseif v ~= "" then
     rawget(self, CHANGES)[name] = v
@@ -380,7 +380,8 @@ function plans.save(self, opts)
   if not body then return nil, self end
   local id = id_of(self)
   if id and (opts.keyfield == nil or opts.keyfield == "id") then
-    return write_plan(self, "PATCH", "/v1/contacts/" .. ("%d"):format(id), params, body, true, id)
+    -- ids are normalized integers: they concatenate as plain digits on every Lua
+    return write_plan(self, "PATCH", "/v1/contacts/" .. id, params, body, true, id)
   end
   local keyfield = opts.keyfield or "email"
   if keyfield == "id" then return validation("save: keyfield 'id', but the contact has no id yet") end
