@@ -62,6 +62,7 @@ build = {
     ["envoke.sandbox.write"] = "lua/envoke/sandbox/write.lua",
     ["envoke.schema"] = "lua/envoke/schema.lua",
     ["envoke.transport.curl"] = "lua/envoke/transport/curl.lua",
+    ["envoke.transport.ngx"] = "lua/envoke/transport/ngx.lua",
     ["envoke.transport.sandbox"] = "lua/envoke/transport/sandbox.lua",
   },
 }

@@ -23,7 +23,8 @@ end
 
 --- Makes an error value.
 -- @tparam string kind one of validation, auth, not_found, duplicate, rate_limited,
---   server, network, timeout, tls, too_large, protocol
+--   server, network, timeout, tls, too_large, protocol; also memory, cancelled, and
+--   unavailable (inside nginx, a phase without cosockets)
 -- @tparam table fields status, message, errors, retryable, ...
 -- @treturn table the error
 function errors.new(kind, fields)
