@@ -83,19 +83,17 @@ function Engine:unqueue(handle)
   end
 end
 
-local function log(self, event)
-  local logger = self.client.logger
-  if logger then self.client:log(event) end
-end
-
 -- Sends the handle's request now. The first send happens inside the caller's
 -- own call, so a bad argument raises there and not in a later poll.
 function Engine:send(handle)
-  local plan = handle.plan
+  local plan, client = handle.plan, self.client
   handle.attempts = handle.attempts + 1
-  handle.started = handle.started or core.now()
-  log(self, { event = "request", method = plan.method, path = plan.path, attempt = handle.attempts })
-  handle.sent_at = core.now()
+  -- The clock is read only for what needs it: retries (elapsed) and the logger.
+  if client.retry and not handle.started then handle.started = core.now() end
+  if client.logger then
+    client:log{ event = "request", method = plan.method, path = plan.path, attempt = handle.attempts }
+    handle.sent_at = core.now()
+  end
   local id = self.transport:submit(plan.method, plan.path, plan.body)
   handle.id, handle.state = id, "inflight"
   self.inflight[id] = handle
@@ -104,6 +102,7 @@ end
 -- Sends now, or at the time the rate limit allows.
 function Engine:schedule(handle, not_before)
   local bucket = self.client.bucket
+  if not bucket and not not_before then return self:send(handle) end
   local now = core.now()
   local due = not_before or now
   if bucket then
@@ -155,17 +154,21 @@ end
 function Engine:complete(handle, status, raw, headers)
   local client, plan = self.client, handle.plan
   local data, err = client:outcome(status, raw, headers, plan.envelope)
-  log(self, { event = err and "error" or "response", method = plan.method, path = plan.path,
-              status = status or nil, attempt = handle.attempts, error = err,
-              elapsed_ms = core.now() - handle.sent_at })
+  if client.logger then
+    client:log{ event = err and "error" or "response", method = plan.method, path = plan.path,
+                status = status or nil, attempt = handle.attempts, error = err,
+                elapsed_ms = core.now() - handle.sent_at }
+  end
   if err then
     local policy = client.retry
-    local wait = policy and retry.delay(policy, handle.attempts, err, plan.idempotent,
-                                        (core.now() - handle.started) / 1000)
+    local wait = policy and handle.started and retry.delay(policy, handle.attempts, err, plan.idempotent,
+                                                           (core.now() - handle.started) / 1000)
     err.attempts = handle.attempts
     if wait then
-      log(self, { event = "retry", method = plan.method, path = plan.path, attempt = handle.attempts,
-                  wait_ms = wait * 1000, error = err })
+      if client.logger then
+        client:log{ event = "retry", method = plan.method, path = plan.path, attempt = handle.attempts,
+                    wait_ms = wait * 1000, error = err }
+      end
       return self:schedule(handle, core.now() + wait * 1000)
     end
     handle.err = err
@@ -195,9 +198,10 @@ function Engine:poll(timeout_ms)
   end
 
   -- Send what is due; how long until the next one is.
-  local now, next_due = core.now(), nil
+  local now, next_due = nil, nil
   local waiting = self.waiting
   if #waiting > 0 then
+    now = core.now()
     self.waiting = {}
     for _, handle in ipairs(waiting) do
       if handle.due <= now then

@@ -57,6 +57,12 @@ function bulk.run(client, op, items, opts)
     finished[#finished + 1] = i
   end
 
+  -- One callback for every item: which item a handle carries is on the handle.
+  local function item_done(_, err, handle)
+    active = active - 1
+    record(handle.bulk_index, handle.bulk_contact, err, handle.attempts)
+  end
+
   -- Starts item i; a bad item (setter or consent rule) becomes its own error, never a raise.
   local function start(i)
     local item = items[i]
@@ -73,10 +79,8 @@ function bulk.run(client, op, items, opts)
     end
     if not plan then return record(i, result and contact, err, 0) end
     active = active + 1
-    engine:submit(plan, function(_, e, handle)
-      active = active - 1
-      record(i, contact, e, handle.attempts)
-    end)
+    local handle = engine:submit(plan, item_done)
+    handle.bulk_index, handle.bulk_contact = i, contact
   end
 
   while done < total do
