@@ -1,0 +1,45 @@
+-- The benchmark's server: a private nginx answering every PATCH /v1/contacts/<id>
+-- with one fixed Envoke write envelope (a ~700-byte contact), from memory.
+--
+--   lua5.4 bench/server.lua        (from the repository root)
+--
+-- Prints "url=<base url> pid=<nginx master pid>" once nginx listens, then
+-- holds nginx until its standard input closes, then stops it. bench/run feeds
+-- it from a coprocess, so nginx goes away even when bench/run is killed.
+-- CPU pinning is inherited: bench/run starts this under `taskset -c 1`.
+local nginx = require "sandbox.nginx"
+
+-- The seed page's "Envoke Contact Object", compact, in a write envelope.
+local ENVELOPE = '{"success":true,"result_text":"Updated","result_data":{'
+  .. '"id":"1234","external_id":"1234","remote_id":"","first_name":"John","last_name":"Johnson",'
+  .. '"title":"Leading Leader","email":"new-contact@api-testing.com","company":"Envoke",'
+  .. '"phone":"555-1234","address_1":"555 Brant Street","address_2":"","city":"Toronto",'
+  .. '"country":"CA","province":"ON","postal_code":"L1V 3X5","website":"","language":"en",'
+  .. '"feedback":"","consent_status":"Express",'
+  .. '"consent_description":"Express consent given on website homepage form.",'
+  .. '"consent_effective_date":"2017-10-27T18:19:57+00:00","consent_expiry":"",'
+  .. '"consent_force_downgrade":false,"custom_fields":{"custom_field_name1":"Field Value 1"},'
+  .. '"interests":["Business Products","International","Consumer"],'
+  .. '"autoresponders":["Marketing Sequence 1","Whitepaper Download"]}}'
+
+-- `return` answers from memory without running Lua per request, so the server
+-- costs as little as it can on its own CPU. keepalive_requests overrides the
+-- launcher's http-level 100000: no reconnect may happen inside a measured run.
+local SERVER = table.concat({
+  "keepalive_requests 1000000;",
+  "location ~ ^/v1/contacts/[0-9]+$ {",
+  "  default_type application/json;",
+  "  if ($request_method != PATCH) { return 405; }",
+  "  return 200 '" .. ENVELOPE .. "';",
+  "}",
+  "location / { return 404; }",
+}, "\n")
+
+assert(not ENVELOPE:find("[$'\\]"), "the envelope must need no escaping in nginx's quoted string")
+
+local srv = nginx.start{ server = SERVER, workers = 1 }
+io.stdout:write("url=", srv.url, " pid=", tostring(srv.pid), " body_bytes=", #ENVELOPE, "\n")
+io.stdout:flush()
+-- Blocks until bench/run closes our stdin (or dies); bounded by that pipe.
+io.stdin:read("*a")
+srv:stop()
