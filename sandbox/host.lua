@@ -56,7 +56,8 @@ local function request_headers()
   return out
 end
 
-local function request_body()
+--- The request body, also when nginx spilled a large one to a file.
+function host.request_body()
   ngx.req.read_body()
   local body = ngx.req.get_body_data()
   if body then return body end
@@ -103,7 +104,7 @@ end
 
 --- Answers one request (content_by_lua).
 function host.handle()
-  local body = request_body()
+  local body = host.request_body()
   return respond(instance:handle(ngx.req.get_method(), ngx.var.uri, ngx.var.args or "",
     request_headers(), body))
 end

@@ -11,8 +11,7 @@ describe("non-blocking calls", function()
   teardown(function() if srv then srv:stop() end end)
   before_each(function()
     srv:reset()
-    client = envoke.new{ base_url = srv.url, api_id = srv.api_id, api_key = srv.api_key,
-                         retries = { max = 3, base_delay = 0.01 } }
+    client = srv:client{ retries = { max = 3, base_delay = 0.01 } }
   end)
 
   local function drain(c, limit_ms)
@@ -56,8 +55,7 @@ describe("non-blocking calls", function()
 
   it("keeps going when a callback raises, reporting the error", function()
     local events, got = {}, nil
-    local c = envoke.new{ base_url = srv.url, api_id = srv.api_id, api_key = srv.api_key,
-                          logger = function(e) events[#events + 1] = e end }
+    local c = srv:client{ logger = function(e) events[#events + 1] = e end }
     local bad = c:ping_async(function() error("boom in a callback") end)
     c:get_async(4242, function(_, err) got = err end)
     drain(c)
@@ -153,12 +151,12 @@ describe("rate limit", function()
   it("holds a client under its rate, blocking and async alike", function()
     local srv = sandbox_server.start()
     local ok, problem = pcall(function()
-      local c = envoke.new{ base_url = srv.url, api_id = srv.api_id, api_key = srv.api_key, rate_limit = 20 }
+      local c = srv:client{ rate_limit = 20 }
       local started = core.now()
       for _ = 1, 30 do assert(c:ping()) end
       -- 20 pass at once, the other 10 at 20 per second: at least 450 ms.
       assert.is_true(core.now() - started >= 450, "30 requests at 20/s took " .. (core.now() - started) .. " ms")
-      local a = envoke.new{ base_url = srv.url, api_id = srv.api_id, api_key = srv.api_key, rate_limit = 20 }
+      local a = srv:client{ rate_limit = 20 }
       started = core.now()
       for _ = 1, 30 do a:ping_async() end
       while a:pending() > 0 do a:poll(20) end

@@ -1,6 +1,5 @@
 -- Bulk saves over real HTTP: every input comes back accounted for, in order,
 -- with faults, invalid items, retries and an interrupted run.
-local envoke = require "envoke"
 local sandbox_server = require "sandbox_server"
 
 describe("bulk", function()
@@ -9,8 +8,7 @@ describe("bulk", function()
   teardown(function() if srv then srv:stop() end end)
   before_each(function()
     srv:reset()
-    client = envoke.new{ base_url = srv.url, api_id = srv.api_id, api_key = srv.api_key,
-                         retries = { max = 4, base_delay = 0.01 } }
+    client = srv:client{ retries = { max = 4, base_delay = 0.01 } }
   end)
 
   local function people(n, extra)

@@ -28,8 +28,7 @@ describe("retries", function()
   end
 
   local function existing()
-    return assert(envoke.new{ base_url = srv.url, api_id = srv.api_id, api_key = srv.api_key }
-      :contact{ email = "r@example.com" }:insert())
+    return assert(srv:client():contact{ email = "r@example.com" }:insert())
   end
 
   for _, status in ipairs{ 429, 502, 503, 504 } do

@@ -39,17 +39,7 @@ end
 
 ---------------------------------------------------------------- nginx side
 
-local function request_body()
-  ngx.req.read_body()
-  local body = ngx.req.get_body_data()
-  if body then return body end
-  local file = ngx.req.get_body_file()   -- a large body spills to a file
-  if not file then return "" end
-  local f = assert(io.open(file, "rb"))
-  body = f:read("*a")
-  f:close()
-  return body
-end
+local request_body = require("sandbox.host").request_body
 
 local function now()
   ngx.update_time()

@@ -154,6 +154,13 @@ function Server:fault(spec) return self:control("POST", "faults", spec) end
 --- Internal errors the sandbox caught.
 function Server:errors() return self:control("GET", "errors") end
 
+--- An envoke client on this server, with its credentials; opts are merged in.
+function Server:client(opts)
+  local o = { base_url = self.url, api_id = self.api_id, api_key = self.api_key }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return require("envoke").new(o)
+end
+
 --- Stops the server and closes the connection (idempotent).
 function Server:stop()
   close(self)
