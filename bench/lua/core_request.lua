@@ -2,6 +2,7 @@
 -- objects, no decoding), the figure to set beside the C easy loop.
 --    lua5.4 bench/lua/core_request.lua BASE_URL COUNT
 local measure = require "measure"
+measure.use_checkout()
 local core = require "envoke.core"
 
 local url, count = measure.args()

@@ -9,7 +9,7 @@ local client = measure.envoke_client(url)
 measure.run(count, function(n)
   local contacts = {}
   for i = 1, n do
-    contacts[i] = client:contact{ id = 1234 }:set("city", "Toronto")
+    contacts[i] = client:contact{ id = i }:set("city", "Toronto")
   end
   local _, summary = client:save_all(contacts, { concurrency = concurrency })
   return summary.succeeded

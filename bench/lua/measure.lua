@@ -79,12 +79,18 @@ function measure.need(module, package)
   return m
 end
 
---- lua-envoke from this checkout, with the core built for this interpreter
--- (build/5.4, build/luajit, ...), as a client of the benchmark's server.
-function measure.envoke_client(url)
+--- Puts this checkout first on the module paths: its Lua modules and the core
+-- bench/run built for this interpreter (build/5.4, build/luajit, ...), never
+-- an installed or stale copy.
+function measure.use_checkout()
   local version = rawget(_G, "jit") and "luajit" or _VERSION:match("%d+%.%d+")
   package.cpath = "./build/" .. version .. "/?.so;" .. package.cpath
   package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+end
+
+--- lua-envoke from this checkout, as a client of the benchmark's server.
+function measure.envoke_client(url)
+  measure.use_checkout()
   local envoke = require "envoke"
   return envoke.new{ base_url = url, api_id = "id", api_key = "key", retries = 0 }
 end
