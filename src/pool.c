@@ -63,6 +63,7 @@ typedef struct ek_pool {
     char *username, *password, *bearer;
     char *ca_file, *proxy, *user_agent;
     char *proxy_secret; /* userinfo of the proxy URL, redacted from messages */
+    char *user_agent_line; /* "User-Agent: ...": sent in the header list, cheaper than CURLOPT_USERAGENT */
     long connect_timeout_ms, timeout_ms, max_connections;
     curl_off_t max_body;
     int verify, http2;
@@ -372,8 +373,6 @@ static int set_fixed_options(ek_pool *p, ek_request *r)
     SET(CURLOPT_TIMEOUT_MS, p->timeout_ms);
     SET(CURLOPT_SSL_VERIFYPEER, p->verify ? 1L : 0L);
     SET(CURLOPT_SSL_VERIFYHOST, p->verify ? 2L : 0L);
-    SET(CURLOPT_USERAGENT, p->user_agent);
-    SET(CURLOPT_ACCEPT_ENCODING, ""); /* every encoding this libcurl can decode */
     SET(CURLOPT_MAXFILESIZE_LARGE, p->max_body);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
     SET(CURLOPT_HTTP_VERSION, p->http2 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
@@ -488,6 +487,24 @@ static int check_headers(lua_State *L, int arg)
         count++;
     }
     return count;
+}
+
+/* The headers a request carries unless the caller gives its own; the last only with a body. */
+static const char *const default_names[] = { "Accept", "Expect", "User-Agent", "Content-Type" };
+
+static int default_count(int has_body)
+{
+    return has_body ? 4 : 3;
+}
+
+static const char *default_line(const ek_pool *p, int i)
+{
+    switch (i) {
+    case 0: return "Accept: application/json";
+    case 1: return "Expect:"; /* no 100-continue round trip before a body */
+    case 2: return p->user_agent_line;
+    default: return "Content-Type: application/json";
+    }
 }
 
 static int ascii_casecmp(const char *a, const char *b)
@@ -655,13 +672,11 @@ static ek_request *submit(lua_State *L, ek_pool *p, int base, int blocking)
             lua_pop(L, 3);
         }
         {
-            static const char *const defaults[] = { "Accept: application/json", "Expect:", "Content-Type: application/json" };
-            static const char *const names[] = { "Accept", "Expect", "Content-Type" };
             int i;
-            for (i = 0; rc == CURLE_OK && i < (has_body ? 3 : 2); i++) {
-                if (header_given(L, base + 3, names[i]))
+            for (i = 0; rc == CURLE_OK && i < default_count(has_body); i++) {
+                if (header_given(L, base + 3, default_names[i]))
                     continue;
-                list = curl_slist_append(r->own_headers, defaults[i]);
+                list = curl_slist_append(r->own_headers, default_line(p, i));
                 if (list == NULL)
                     rc = CURLE_OUT_OF_MEMORY;
                 else
@@ -689,6 +704,9 @@ static ek_request *submit(lua_State *L, ek_pool *p, int base, int blocking)
         SET(CURLOPT_POSTFIELDS, r->body.len ? r->body.data : "");
     }
     SET(CURLOPT_CUSTOMREQUEST, (is_get || is_head || method == 1) ? NULL : mname);
+    /* Compression pays on list pages, not on a 1 KB write envelope, and
+     * asking for it costs libcurl work on every request. */
+    SET(CURLOPT_ACCEPT_ENCODING, is_get ? "" : NULL);
     SET(CURLOPT_HTTPHEADER, r->own_headers ? r->own_headers : has_body ? p->headers_json : p->headers_plain);
 #undef SET
 
@@ -850,8 +868,9 @@ static int l_close(lua_State *L)
     free(p->proxy);
     free(p->user_agent);
     free(p->proxy_secret);
+    free(p->user_agent_line);
     p->base_url = p->username = p->password = p->bearer = NULL;
-    p->ca_file = p->proxy = p->user_agent = p->proxy_secret = NULL;
+    p->ca_file = p->proxy = p->user_agent = p->proxy_secret = p->user_agent_line = NULL;
     ek_buffer_free(&p->scratch);
     return 0;
 }
@@ -969,6 +988,22 @@ static void read_option(lua_State *L, ek_pool *p, const char *name)
         luaL_error(L, EK_MODULE ": unknown option '%s'", name);
 }
 
+/* The headers every request carries; NULL when out of memory (list is then freed). */
+static struct curl_slist *default_headers(ek_pool *p, int json)
+{
+    struct curl_slist *list = NULL;
+    int i;
+    for (i = 0; i < default_count(json); i++) {
+        struct curl_slist *next = curl_slist_append(list, default_line(p, i));
+        if (next == NULL) {
+            curl_slist_free_all(list);
+            return NULL;
+        }
+        list = next;
+    }
+    return list;
+}
+
 /* core.pool{ base_url = ..., ... } -> pool. Raises naming any bad option. */
 static int l_pool_new(lua_State *L)
 {
@@ -1012,15 +1047,16 @@ static int l_pool_new(lua_State *L)
         snprintf(p->user_agent, n, "lua-envoke/%s libcurl/%s", ENVOKE_VERSION, info->version);
     }
 
+    {
+        size_t n = strlen(p->user_agent) + sizeof "User-Agent: ";
+        p->user_agent_line = malloc(n);
+        if (p->user_agent_line == NULL)
+            return luaL_error(L, EK_MODULE ": out of memory");
+        snprintf(p->user_agent_line, n, "User-Agent: %s", p->user_agent);
+    }
     p->multi = curl_multi_init();
-    p->headers_plain = curl_slist_append(NULL, "Accept: application/json");
-    if (p->headers_plain)
-        p->headers_plain = curl_slist_append(p->headers_plain, "Expect:");
-    p->headers_json = curl_slist_append(NULL, "Accept: application/json");
-    if (p->headers_json)
-        p->headers_json = curl_slist_append(p->headers_json, "Expect:");
-    if (p->headers_json)
-        p->headers_json = curl_slist_append(p->headers_json, "Content-Type: application/json");
+    p->headers_plain = default_headers(p, 0);
+    p->headers_json = default_headers(p, 1);
     if (p->multi == NULL || p->headers_plain == NULL || p->headers_json == NULL)
         return luaL_error(L, EK_MODULE ": out of memory");
     if (p->max_connections > 0)

@@ -69,6 +69,12 @@ describe("pool:request", function()
       H.contains(e.headers["accept-encoding"], "deflate")
     end)
 
+    it("asks for compression on GET only (a write's small answer does not pay for it)", function()
+      local _, e = H.echo(pool, "PATCH", "/write", { city = "Toronto" })
+      assert.are.equal("application/json", e.headers.accept)
+      assert.is_nil(e.headers["accept-encoding"])
+    end)
+
     it("sends the default user agent", function()
       local _, e = H.echo(pool, "GET", "/ua")
       assert.are.equal(core.user_agent, e.headers["user-agent"])
