@@ -193,6 +193,13 @@ function Client:execute(plan)
   end
 end
 
+-- A raw request's plan. Only a POST that is not an upsert creates something,
+-- so only that one must not be sent twice.
+local function raw_plan(method, path, body)
+  return { method = method, path = path, body = body,
+           idempotent = method ~= "POST" or path:find("[?&]upsert=1") ~= nil }
+end
+
 --- Sends one request and decodes the answer (with retries and the rate limit).
 -- The escape hatch under every other call; `path` carries its query string.
 -- @tparam string method GET, POST, PATCH, DELETE ...
@@ -200,8 +207,7 @@ end
 -- @tparam[opt] table|string body encoded as JSON
 -- @return the decoded JSON (any 2xx), or nil, err
 function Client:request(method, path, body)
-  return self:execute{ method = method, path = path, body = body,
-                       idempotent = method ~= "POST" or path:find("[?&]upsert=1") ~= nil }
+  return self:execute(raw_plan(method, path, body))
 end
 
 --- The client's async engine (made on first use).
@@ -234,8 +240,7 @@ end
 
 --- Non-blocking `request`: a handle at once; `callback(data, err, handle)` runs from `poll`.
 function Client:request_async(method, path, body, callback)
-  return self:engine():submit({ method = method, path = path, body = body,
-                                idempotent = method ~= "POST" or path:find("[?&]upsert=1") ~= nil }, callback)
+  return self:engine():submit(raw_plan(method, path, body), callback)
 end
 
 --- Saves many contacts concurrently (see `envoke.bulk`).
