@@ -41,16 +41,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "libcurl initialisation failed\n");
         return 1;
     }
-    curl_easy_setopt(easy, CURLOPT_URL, url);
-    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, "PATCH");
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, BENCH_BODY);
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long)strlen(BENCH_BODY));
-    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-    curl_easy_setopt(easy, CURLOPT_USERPWD, BENCH_USERPWD);
-    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, bench_on_body);
-    curl_easy_setopt(easy, CURLOPT_WRITEDATA, (void *)&body);
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT, 10L);
+    bench_setup_patch(easy, url, headers, (void *)&body);
 
     if (run(easy, &body, bench_warmup_count(count)) > 0) {
         fprintf(stderr, "warm-up requests failed\n");

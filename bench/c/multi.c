@@ -78,17 +78,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "libcurl initialisation failed\n");
             return 1;
         }
-        curl_easy_setopt(e, CURLOPT_URL, url);
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "PATCH");
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, BENCH_BODY);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(BENCH_BODY));
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-        curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        curl_easy_setopt(e, CURLOPT_USERPWD, BENCH_USERPWD);
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, bench_on_body);
-        curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)&t[i].body);
+        bench_setup_patch(e, url, headers, (void *)&t[i].body);
         curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)&t[i]);
-        curl_easy_setopt(e, CURLOPT_TIMEOUT, 10L);
     }
 
     if (run(multi, t, width, bench_warmup_count(count)) > 0) {

@@ -204,24 +204,26 @@ local function interest_key(key, what)
   return key
 end
 
+-- Validates one name-or-id -> action change of interests or autoresponders
+-- and adds it to what the next save sends.
+local function add_action(self, field, key, action)
+  merge_actions(self, field, check(field, { [key] = action or "Set" }, 3))
+  return self
+end
+
 --- Sets or unsets a tag, subscription or mandatory consent, by name or id.
 -- @param name interest name or id
 -- @tparam[opt="Set"] string action `Set` or `Unset` (any case)
 -- @return self
 function Contact:interest(name, action)
-  local key = interest_key(name, "interest")
-  local v = check("interests", { [key] = action or "Set" }, 2)
-  merge_actions(self, "interests", v)
-  return self
+  return add_action(self, "interests", interest_key(name, "interest"), action)
 end
 
 --- Sets or unsets the account's mandatory consent (the interest "Mandatory consent").
 -- @tparam[opt="Set"] string action
 -- @return self
 function Contact:mandatory_consent(action)
-  local v = check("interests", { ["Mandatory consent"] = action or "Set" }, 2)
-  merge_actions(self, "interests", v)
-  return self
+  return add_action(self, "interests", "Mandatory consent", action)
 end
 
 --- Sets, unsets or dequeues a nurture sequence, by name or id.
@@ -230,10 +232,7 @@ end
 -- @tparam[opt="Set"] string action `Set`, `Unset` or `Dequeue`
 -- @return self
 function Contact:autoresponder(name, action)
-  local key = interest_key(name, "autoresponder")
-  local v = check("autoresponders", { [key] = action or "Set" }, 2)
-  merge_actions(self, "autoresponders", v)
-  return self
+  return add_action(self, "autoresponders", interest_key(name, "autoresponder"), action)
 end
 
 --- Sets a custom field (all custom field values are strings, dates too).
