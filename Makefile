@@ -72,7 +72,8 @@ DEBS := gcc make pkg-config openssl libcurl4-openssl-dev \
         lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
         lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev \
         lua-cjson lua-busted lua-check lua-socket luarocks \
-        nginx libnginx-mod-http-lua valgrind
+        nginx libnginx-mod-http-lua valgrind \
+        love neovim haproxy
 
 # Installs only what is missing, so a machine that has everything is not slowed down.
 deps:
