@@ -457,11 +457,45 @@ static int l_json_encode(lua_State *L)
 
 /* ---- scanning ----------------------------------------------------------- */
 
+/*
+ * The scanner accepts RFC 8259 JSON only, and within it only what lua-cjson
+ * 2.1.0 decodes: a write's answer is decoded with cjson when a field is read,
+ * so a document accepted here must never fail there (a lone UTF-16 surrogate
+ * escape is valid JSON grammar but cjson refuses it). Where cjson is laxer
+ * (raw control characters or invalid UTF-8 in strings, numbers such as 01,
+ * 0x10, 1. or inf, text after a NUL byte, 101 to 1000 levels of nesting) the
+ * scanner refuses: such an answer is not JSON, and a protocol error at the
+ * call is the right outcome. spec/core/json_members_spec.lua pins both sides.
+ */
+
 typedef struct scanner {
     const unsigned char *s;
     size_t n, i;
     int depth;
+    size_t err_at;   /* offset of the first problem */
+    const char *why; /* what the problem is */
 } scanner;
+
+/* A top-level member asked for, and where its value's text lies. */
+typedef struct wanted_member {
+    const char *name;
+    size_t len;
+    size_t start, end;
+    int found;
+} wanted_member;
+
+static int scan_fail(scanner *sc, size_t at, const char *why)
+{
+    sc->err_at = at;
+    sc->why = why;
+    return -1;
+}
+
+/* Fails at the current byte: "what" was expected, or the text ended. */
+static int scan_expected(scanner *sc, const char *what)
+{
+    return scan_fail(sc, sc->i, sc->i >= sc->n ? "unexpected end of text" : what);
+}
 
 static void skip_space(scanner *sc)
 {
@@ -469,9 +503,62 @@ static void skip_space(scanner *sc)
         sc->i++;
 }
 
-static int is_hex(unsigned char c)
+static int hex_digit(unsigned char c)
 {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+        return (c | 0x20) - 'a' + 10;
+    return -1;
+}
+
+/* The 16-bit unit of four hex digits at p (avail bytes readable), or -1. */
+static long hex4(const unsigned char *p, size_t avail)
+{
+    long v = 0;
+    int k;
+    if (avail < 4)
+        return -1;
+    for (k = 0; k < 4; k++) {
+        int d = hex_digit(p[k]);
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/*
+ * Checks the escape at s[i] (a backslash) and sets *len to its length; -1
+ * after scan_fail. A \u escape of a UTF-16 surrogate must be a high one
+ * followed by a low one: lua-cjson refuses anything else ("invalid unicode
+ * escape code"), so a field read would raise after a save had succeeded.
+ */
+static int scan_escape(scanner *sc, size_t i, size_t *len)
+{
+    const unsigned char *s = sc->s;
+    size_t n = sc->n;
+    long unit, low;
+
+    if (i + 1 >= n)
+        return scan_fail(sc, n, "unterminated string");
+    *len = 2;
+    if (s[i + 1] != 'u')
+        return s[i + 1] != 0 && strchr("\"\\/bfnrt", s[i + 1]) != NULL
+            ? 0 : scan_fail(sc, i, "invalid escape in a string");
+    unit = hex4(s + i + 2, n - i - 2);
+    if (unit < 0)
+        return scan_fail(sc, i, "invalid \\u escape (four hex digits needed)");
+    *len = 6;
+    if (unit < 0xD800 || unit > 0xDFFF)
+        return 0;
+    if (unit <= 0xDBFF && i + 7 < n && s[i + 6] == '\\' && s[i + 7] == 'u') {
+        low = hex4(s + i + 8, n - i - 8);
+        *len = 12;
+        if (low >= 0xDC00 && low <= 0xDFFF)
+            return 0;
+    }
+    return scan_fail(sc, i, "lone UTF-16 surrogate in a \\u escape (not a character)");
 }
 
 static int scan_string(scanner *sc)
@@ -481,6 +568,7 @@ static int scan_string(scanner *sc)
 
     while (i < n) {
         unsigned char c;
+        size_t len;
         /* byte_class 0 is a byte that stands for itself: the common case, in one tight loop */
         while (i < n && byte_class[s[i]] == 0)
             i++;
@@ -492,62 +580,53 @@ static int scan_string(scanner *sc)
             return 0;
         }
         if (c == '\\') {
-            unsigned char e;
-            if (i + 1 >= n)
-                break;
-            e = s[i + 1];
-            if (e == 'u') {
-                size_t k;
-                if (i + 5 >= n)
-                    break;
-                for (k = 2; k < 6; k++)
-                    if (!is_hex(s[i + k]))
-                        return -1;
-                i += 6;
-            } else if (e != 0 && strchr("\"\\/bfnrt", e) != NULL) {
-                i += 2;
-            } else {
+            if (scan_escape(sc, i, &len) != 0)
                 return -1;
-            }
         } else if (c < 0x20) {
-            return -1;
-        } else {
-            size_t len = utf8_sequence(s + i, n - i);
-            if (len == 0)
-                return -1;
-            i += len;
+            return scan_fail(sc, i, "control character in a string (must be escaped)");
+        } else if ((len = utf8_sequence(s + i, n - i)) == 0) {
+            return scan_fail(sc, i, "invalid UTF-8 in a string");
         }
+        i += len;
     }
-    sc->i = i;
-    return -1;
+    return scan_fail(sc, n, "unterminated string");
 }
 
-static int scan_digits(scanner *sc)
+static int is_digit(scanner *sc)
 {
-    size_t start = sc->i;
-    while (sc->i < sc->n && sc->s[sc->i] >= '0' && sc->s[sc->i] <= '9')
+    return sc->i < sc->n && sc->s[sc->i] >= '0' && sc->s[sc->i] <= '9';
+}
+
+static int scan_digits(scanner *sc, const char *why)
+{
+    if (!is_digit(sc))
+        return scan_fail(sc, sc->i, why);
+    while (is_digit(sc))
         sc->i++;
-    return sc->i > start ? 0 : -1;
+    return 0;
 }
 
 static int scan_number(scanner *sc)
 {
     if (sc->s[sc->i] == '-')
         sc->i++;
-    if (sc->i < sc->n && sc->s[sc->i] == '0')
+    if (sc->i < sc->n && sc->s[sc->i] == '0') {
         sc->i++;
-    else if (scan_digits(sc) != 0)
+        if (is_digit(sc))
+            return scan_fail(sc, sc->i, "invalid number (leading zero)");
+    } else if (scan_digits(sc, "invalid number (a digit must follow '-')") != 0) {
         return -1;
+    }
     if (sc->i < sc->n && sc->s[sc->i] == '.') {
         sc->i++;
-        if (scan_digits(sc) != 0)
+        if (scan_digits(sc, "invalid number (digits needed after '.')") != 0)
             return -1;
     }
     if (sc->i < sc->n && (sc->s[sc->i] == 'e' || sc->s[sc->i] == 'E')) {
         sc->i++;
         if (sc->i < sc->n && (sc->s[sc->i] == '+' || sc->s[sc->i] == '-'))
             sc->i++;
-        if (scan_digits(sc) != 0)
+        if (scan_digits(sc, "invalid number (digits needed in the exponent)") != 0)
             return -1;
     }
     return 0;
@@ -557,20 +636,127 @@ static int scan_literal(scanner *sc, const char *word)
 {
     size_t len = strlen(word);
     if (sc->n - sc->i < len || memcmp(sc->s + sc->i, word, len) != 0)
-        return -1;
+        return scan_fail(sc, sc->i, "expected a value");
     sc->i += len;
     return 0;
 }
 
+/* UTF-8 bytes of code point cp (at most U+10FFFF) into out; returns their count. */
+static size_t utf8_encode(long cp, unsigned char *out)
+{
+    if (cp < 0x80) {
+        out[0] = (unsigned char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (unsigned char)(0xC0 | (cp >> 6));
+        out[1] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (unsigned char)(0xE0 | (cp >> 12));
+        out[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (unsigned char)(0xF0 | (cp >> 18));
+    out[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (unsigned char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* Decodes the escape at p, which scan_escape accepted, into out; returns the escape's length. */
+static size_t unescape(const unsigned char *p, unsigned char *out, size_t *outlen)
+{
+    static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+    long cp;
+
+    if (p[1] != 'u') {
+        out[0] = (unsigned char)to[strchr(from, p[1]) - from];
+        *outlen = 1;
+        return 2;
+    }
+    cp = hex4(p + 2, 4);
+    if (cp < 0xD800 || cp > 0xDBFF) {
+        *outlen = utf8_encode(cp, out);
+        return 6;
+    }
+    cp = 0x10000 + ((cp - 0xD800) << 10) + (hex4(p + 8, 4) - 0xDC00);
+    *outlen = utf8_encode(cp, out);
+    return 12;
+}
+
+/* Whether the key text k (between its quotes, already scanned) names name, as cjson decodes it. */
+static int key_equals(const unsigned char *k, size_t klen, const char *name, size_t nlen)
+{
+    size_t i = 0, j = 0;
+
+    if (memchr(k, '\\', klen) == NULL)
+        return klen == nlen && memcmp(k, name, nlen) == 0;
+    while (i < klen) {
+        unsigned char u[4];
+        size_t ulen = 1, step = 1;
+        if (k[i] == '\\')
+            step = unescape(k + i, u, &ulen);
+        else
+            u[0] = k[i];
+        if (nlen - j < ulen || memcmp(name + j, u, ulen) != 0)
+            return 0;
+        i += step;
+        j += ulen;
+    }
+    return j == nlen;
+}
+
 static int scan_value(scanner *sc);
 
+/* Scans a member's key and its colon; marks which wanted members it names. */
+static int scan_key(scanner *sc, wanted_member *wanted, int nwanted, unsigned *matches)
+{
+    size_t kstart = sc->i + 1;
+    int w;
+
+    if (sc->i >= sc->n || sc->s[sc->i] != '"')
+        return scan_expected(sc, "expected a string key");
+    if (scan_string(sc) != 0)
+        return -1;
+    *matches = 0;
+    for (w = 0; w < nwanted; w++)
+        if (key_equals(sc->s + kstart, sc->i - 1 - kstart, wanted[w].name, wanted[w].len))
+            *matches |= 1u << w;
+    skip_space(sc);
+    if (sc->i >= sc->n || sc->s[sc->i] != ':')
+        return scan_expected(sc, "expected ':' after a key");
+    sc->i++;
+    skip_space(sc);
+    return 0;
+}
+
+/* Scans a value; records its text for each wanted member in matches (the last duplicate wins, as in cjson). */
+static int scan_member_value(scanner *sc, wanted_member *wanted, int nwanted, unsigned matches)
+{
+    size_t start = sc->i;
+    int w;
+
+    if (scan_value(sc) != 0)
+        return -1;
+    for (w = 0; w < nwanted; w++) {
+        if (matches & (1u << w)) {
+            wanted[w].start = start;
+            wanted[w].end = sc->i;
+            wanted[w].found = 1;
+        }
+    }
+    return 0;
+}
+
 /* Scans [ ... ] or { ... }; for the top-level object, records the members asked for. */
-static int scan_container(scanner *sc, int object, int nwanted, const char **wanted,
-                          size_t *starts, size_t *ends)
+static int scan_container(scanner *sc, int object, wanted_member *wanted, int nwanted)
 {
     char close = object ? '}' : ']';
     if (++sc->depth > EK_JSON_MAX_DEPTH)
-        return -1;
+        return scan_fail(sc, sc->i, "nested too deep (more than 100 levels)");
     sc->i++;
     skip_space(sc);
     if (sc->i < sc->n && sc->s[sc->i] == close) {
@@ -579,28 +765,12 @@ static int scan_container(scanner *sc, int object, int nwanted, const char **wan
         return 0;
     }
     for (;;) {
-        int match = -1;
+        unsigned matches = 0;
         skip_space(sc);
-        if (object) {
-            size_t kstart = sc->i + 1;
-            int w;
-            if (sc->i >= sc->n || sc->s[sc->i] != '"' || scan_string(sc) != 0)
-                return -1;
-            for (w = 0; w < nwanted; w++)
-                if (strlen(wanted[w]) == sc->i - 1 - kstart && memcmp(sc->s + kstart, wanted[w], sc->i - 1 - kstart) == 0)
-                    match = w;
-            skip_space(sc);
-            if (sc->i >= sc->n || sc->s[sc->i] != ':')
-                return -1;
-            sc->i++;
-            skip_space(sc);
-        }
-        if (match >= 0)
-            starts[match] = sc->i;
-        if (scan_value(sc) != 0)
+        if (object && scan_key(sc, wanted, nwanted, &matches) != 0)
             return -1;
-        if (match >= 0)
-            ends[match] = sc->i;
+        if (scan_member_value(sc, wanted, nwanted, matches) != 0)
+            return -1;
         skip_space(sc);
         if (sc->i < sc->n && sc->s[sc->i] == ',') {
             sc->i++;
@@ -611,17 +781,17 @@ static int scan_container(scanner *sc, int object, int nwanted, const char **wan
             sc->depth--;
             return 0;
         }
-        return -1;
+        return scan_expected(sc, object ? "expected ',' or '}'" : "expected ',' or ']'");
     }
 }
 
 static int scan_value(scanner *sc)
 {
     if (sc->i >= sc->n)
-        return -1;
+        return scan_expected(sc, "expected a value");
     switch (sc->s[sc->i]) {
-    case '{': return scan_container(sc, 1, 0, NULL, NULL, NULL);
-    case '[': return scan_container(sc, 0, 0, NULL, NULL, NULL);
+    case '{': return scan_container(sc, 1, NULL, 0);
+    case '[': return scan_container(sc, 0, NULL, 0);
     case '"': return scan_string(sc);
     case 't': return scan_literal(sc, "true");
     case 'f': return scan_literal(sc, "false");
@@ -629,58 +799,67 @@ static int scan_value(scanner *sc)
     default:
         if (sc->s[sc->i] == '-' || (sc->s[sc->i] >= '0' && sc->s[sc->i] <= '9'))
             return scan_number(sc);
-        return -1;
+        return scan_fail(sc, sc->i, "expected a value");
     }
 }
 
 #define MAX_MEMBERS 8
 
+/* Scans the whole text as one object; 0, or -1 with sc->why and sc->err_at set. */
+static int scan_document(scanner *sc, wanted_member *wanted, int nwanted)
+{
+    if (scan_container(sc, 1, wanted, nwanted) != 0)
+        return -1;
+    skip_space(sc);
+    if (sc->i < sc->n)
+        return scan_fail(sc, sc->i, "unexpected text after the document");
+    return 0;
+}
+
 /*
  * core.json_members(text, name, ...) -> true, then the raw text of each named
  * top-level member (nil where absent); or nil, message when text is not one
- * valid JSON object.
+ * valid JSON object. The message names the problem and its byte (from 1).
  */
 static int l_json_members(lua_State *L)
 {
     size_t n;
     const char *text = luaL_checklstring(L, 1, &n);
     int nwanted = lua_gettop(L) - 1, w;
-    const char *wanted[MAX_MEMBERS];
-    size_t starts[MAX_MEMBERS], ends[MAX_MEMBERS];
+    wanted_member wanted[MAX_MEMBERS];
     scanner sc;
+    char msg[160];
 
     luaL_argcheck(L, nwanted >= 1 && nwanted <= MAX_MEMBERS, 2, "between 1 and 8 member names");
     for (w = 0; w < nwanted; w++) {
-        wanted[w] = luaL_checkstring(L, w + 2);
-        starts[w] = ends[w] = 0;
+        wanted[w].name = luaL_checklstring(L, w + 2, &wanted[w].len);
+        wanted[w].start = wanted[w].end = 0;
+        wanted[w].found = 0;
     }
+    memset(&sc, 0, sizeof sc);
     sc.s = (const unsigned char *)text;
     sc.n = n;
-    sc.i = 0;
-    sc.depth = 0;
     skip_space(&sc);
     if (sc.i >= n || sc.s[sc.i] != '{') {
         lua_pushnil(L);
         lua_pushliteral(L, "not a JSON object");
         return 2;
     }
-    if (scan_container(&sc, 1, nwanted, wanted, starts, ends) == 0) {
-        skip_space(&sc);
-        if (sc.i == n) {
-            luaL_checkstack(L, nwanted + 1, "too many members");
-            lua_pushboolean(L, 1);
-            for (w = 0; w < nwanted; w++) {
-                if (ends[w] > starts[w])
-                    lua_pushlstring(L, text + starts[w], ends[w] - starts[w]);
-                else
-                    lua_pushnil(L);
-            }
-            return nwanted + 1;
-        }
+    if (scan_document(&sc, wanted, nwanted) != 0) {
+        snprintf(msg, sizeof msg, "invalid JSON at byte %lu: %s", (unsigned long)sc.err_at + 1, sc.why);
+        lua_pushnil(L);
+        lua_pushstring(L, msg);
+        return 2;
     }
-    lua_pushnil(L);
-    lua_pushfstring(L, "invalid JSON at byte %d", (int)sc.i + 1);
-    return 2;
+    luaL_checkstack(L, nwanted + 1, "too many members");
+    lua_pushboolean(L, 1);
+    for (w = 0; w < nwanted; w++) {
+        if (wanted[w].found)
+            lua_pushlstring(L, text + wanted[w].start, wanted[w].end - wanted[w].start);
+        else
+            lua_pushnil(L);
+    }
+    return nwanted + 1;
 }
 
 void ek_open_json(lua_State *L)
