@@ -15,6 +15,8 @@ description = {
   license = "MIT",
   homepage = "https://github.com/lua-envoke/lua-envoke",
 }
+-- src/ uses getrandom(2) and pthreads.
+supported_platforms = { "linux" }
 dependencies = {
   "lua >= 5.1, < 5.5",
   "lua-cjson >= 2.1.0",
@@ -64,5 +66,6 @@ build = {
     ["envoke.transport.curl"] = "lua/envoke/transport/curl.lua",
     ["envoke.transport.ngx"] = "lua/envoke/transport/ngx.lua",
     ["envoke.transport.sandbox"] = "lua/envoke/transport/sandbox.lua",
+    ["envoke.transport.unavailable"] = "lua/envoke/transport/unavailable.lua",
   },
 }

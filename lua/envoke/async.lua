@@ -9,6 +9,7 @@
 -- logger (or stderr) and kept on its handle; the other requests go on.
 -- @module envoke.async
 local core = require "envoke.core"
+local errors = require "envoke.errors"
 local retry = require "envoke.retry"
 
 local async = {}
@@ -25,36 +26,46 @@ function Handle:done()
 end
 
 --- Drives the client until this call finishes; returns its result (or nil, err).
+-- Like `poll`, it runs the callbacks of every call that finishes meanwhile, this one's included.
 -- @tparam[opt] number timeout_ms give up after this long (the handle stays pending):
 --   returns nil, err with `kind = "timeout"` and the call goes on
 function Handle:wait(timeout_ms)
+  local max = async.MAX_WAIT_MS
+  if timeout_ms ~= nil and (type(timeout_ms) ~= "number" or not (timeout_ms >= 0 and timeout_ms <= max)) then
+    errors.raise("wait: timeout_ms must be a number of milliseconds from 0 to %d", async.MAX_WAIT_MS)
+  end
   local engine = self.engine
   local deadline = timeout_ms and core.now() + timeout_ms
   while not self:done() do
     local left = deadline and deadline - core.now() or 100
     if left <= 0 then
-      return nil, require("envoke.errors").new("timeout",
-        { message = "wait: the call has not finished yet", retryable = true })
+      return nil, errors.new("timeout", { message = "wait: the call has not finished yet", retryable = true })
     end
     engine:poll(left < 100 and left or 100)
   end
-  if self.state == "cancelled" then return nil, self.err end
   return self.result, self.err
+end
+
+-- Ends a call that has not finished with a `cancelled` error. `sent` is false
+-- only when no attempt of it can have reached the server.
+local function cancel(engine, handle, why)
+  local sent = handle.attempts > 1 or nil
+  if handle.state == "inflight" then
+    local _, reached = engine.transport:cancel(handle.id)
+    engine.inflight[handle.id] = nil
+    if reached ~= false then sent = true end
+  end
+  engine:unqueue(handle)
+  handle.state, handle.result = "cancelled", nil
+  handle.err = errors.new("cancelled", { message = why, sent = sent or false, attempts = handle.attempts })
+  engine.pending = engine.pending - 1
 end
 
 --- Cancels the call; its callback never runs.
 -- @treturn boolean true when it was still pending
 function Handle:cancel()
   if self:done() then return false end
-  local engine = self.engine
-  if self.state == "inflight" then
-    engine.transport:cancel(self.id)
-    engine.inflight[self.id] = nil
-  end
-  engine:unqueue(self)
-  self.state = "cancelled"
-  self.err = require("envoke.errors").new("cancelled", { message = "the call was cancelled" })
-  engine.pending = engine.pending - 1
+  cancel(self.engine, self, "the call was cancelled")
   return true
 end
 
@@ -117,15 +128,17 @@ end
 --- Starts a call for a plan (see `envoke.client`); the callback gets `(result, err, handle)`.
 -- @local
 function Engine:submit(plan, callback)
+  self.client:check_open()
   local handle = setmetatable({ plan = plan, callback = callback, engine = self, attempts = 0 }, Handle)
+  self:schedule(handle) -- first, so a request the transport refuses strands nothing
   self.pending = self.pending + 1
-  self:schedule(handle)
   return handle
 end
 
 --- A handle that is done already (nothing to send); its callback runs at the next poll.
 -- @local
 function Engine:resolved(result, err, callback)
+  self.client:check_open()
   local handle = setmetatable({ engine = self, attempts = 0, callback = callback,
                                 result = result, err = err, state = "ready" }, Handle)
   self.pending = self.pending + 1
@@ -133,9 +146,7 @@ function Engine:resolved(result, err, callback)
   return handle
 end
 
-local function finish(self, handle)
-  handle.state = "done"
-  self.pending = self.pending - 1
+local function run_callback(self, handle)
   local cb = handle.callback
   if cb then
     local ok, problem = pcall(cb, handle.result, handle.err, handle)
@@ -150,6 +161,20 @@ local function finish(self, handle)
   end
 end
 
+local function finish(self, handle)
+  handle.state = "done"
+  self.pending = self.pending - 1
+  run_callback(self, handle)
+end
+
+-- A plan's finish step turns a decoded answer into the call's result; one
+-- that fails must end its own call, never strand it.
+local function finish_plan(plan, data)
+  local ok, result, err = pcall(plan.finish, plan, data)
+  if ok then return result, err end
+  return nil, errors.new("protocol", { message = "the answer could not be read: " .. errors.reason(result) })
+end
+
 -- Turns a transport's answer into the handle's outcome, or schedules a retry.
 function Engine:complete(handle, status, raw, headers)
   local client, plan = self.client, handle.plan
@@ -157,23 +182,23 @@ function Engine:complete(handle, status, raw, headers)
   if client.logger then
     client:log{ event = err and "error" or "response", method = plan.method, path = plan.path,
                 status = status or nil, attempt = handle.attempts, error = err,
-                elapsed_ms = core.now() - handle.sent_at }
+                elapsed_ms = async.round_ms(core.now() - handle.sent_at) }
   end
   if err then
-    local policy = client.retry
+    local policy = not client.closed and client.retry
     local wait = policy and handle.started and retry.delay(policy, handle.attempts, err, plan.idempotent,
                                                            (core.now() - handle.started) / 1000)
     err.attempts = handle.attempts
     if wait then
       if client.logger then
         client:log{ event = "retry", method = plan.method, path = plan.path, attempt = handle.attempts,
-                    wait_ms = wait * 1000, error = err }
+                    wait_ms = async.round_ms(wait * 1000), error = err }
       end
       return self:schedule(handle, core.now() + wait * 1000)
     end
     handle.err = err
   elseif plan.finish then
-    handle.result, handle.err = plan.finish(plan, data)
+    handle.result, handle.err = finish_plan(plan, data)
   else
     handle.result = data
   end
@@ -186,13 +211,19 @@ end
 -- @treturn integer how many calls finished during this poll
 function Engine:poll(timeout_ms)
   timeout_ms = timeout_ms or 0
+  local client = self.client
+  if client.closed then return 0 end
   local finished = 0
   local ready = self.ready
   if #ready > 0 then
     self.ready = {}
-    for _, handle in ipairs(ready) do
+    for i, handle in ipairs(ready) do
       finish(self, handle)
       finished = finished + 1
+      if client.closed then -- a callback closed the client: the rest were resolved by close
+        for j = i + 1, #ready do self.ready[#self.ready + 1] = ready[j] end
+        return finished
+      end
     end
     timeout_ms = 0 -- something happened: do not wait
   end
@@ -221,7 +252,7 @@ function Engine:poll(timeout_ms)
   elseif wait > 0 and next_due then
     (self.client.sleep)(wait) -- only waiting requests: sleep until the first is due
   end
-  while true do
+  while not client.closed do
     local id, status, raw, headers = transport:finished()
     if not id then break end
     local handle = self.inflight[id]
@@ -234,5 +265,49 @@ function Engine:poll(timeout_ms)
   end
   return finished
 end
+
+--- Drives the calls in flight until none is pending or `ms` milliseconds have passed.
+-- @local
+-- @treturn boolean true when none is pending
+function Engine:drain(ms)
+  local deadline = core.now() + ms
+  while self.pending > 0 and not self.client.closed do
+    local left = deadline - core.now()
+    if left <= 0 then break end
+    self:poll(left < 100 and left or 100)
+  end
+  return self.pending == 0
+end
+
+--- Ends every call still pending (the client is closing): finished ones get
+-- their callbacks, the others a `cancelled` error and then their callbacks.
+-- @local
+function Engine:shutdown()
+  local ended = {}
+  for _, handle in ipairs(self.ready) do ended[#ended + 1] = handle end
+  self.ready = {}
+  for _, handle in ipairs(self.waiting) do ended[#ended + 1] = handle end
+  for _, handle in pairs(self.inflight) do ended[#ended + 1] = handle end
+  self.waiting = {}
+  for _, handle in ipairs(ended) do
+    if handle.state == "ready" then
+      handle.state = "done"
+      self.pending = self.pending - 1
+    else
+      cancel(self, handle, "the client was closed before the call finished")
+    end
+  end
+  self.inflight = {}
+  for _, handle in ipairs(ended) do run_callback(self, handle) end
+end
+
+--- Rounds a figure for the logger to a tenth of a millisecond.
+-- @local
+function async.round_ms(ms)
+  return math.floor(ms * 10 + 0.5) / 10
+end
+
+--- The longest wait `poll`, `wait` and `drain` accept: one day, in milliseconds.
+async.MAX_WAIT_MS = 86400000
 
 return async

@@ -8,6 +8,7 @@
 -- @module envoke.bulk
 local core = require "envoke.core"
 local errors = require "envoke.errors"
+local raise = errors.raise
 
 local bulk = {}
 
@@ -15,16 +16,16 @@ local OPTIONS = { concurrency = "number", keyfield = "string", on_result = "func
 
 local function check_options(opts, caller)
   opts = opts or {}
-  if type(opts) ~= "table" then error(("envoke: %s: options must be a table"):format(caller), 4) end
+  if type(opts) ~= "table" then raise("%s: options must be a table", caller) end
   for k, v in pairs(opts) do
     if OPTIONS[k] ~= type(v) then
-      error(("envoke: %s: %s"):format(caller, OPTIONS[k] and ("option '" .. k .. "' must be a " .. OPTIONS[k])
-        or ("unknown option '" .. tostring(k) .. "'")), 4)
+      raise("%s: %s", caller, OPTIONS[k] and ("option '" .. k .. "' must be a " .. OPTIONS[k])
+        or ("unknown option '" .. tostring(k) .. "'"))
     end
   end
   local c = opts.concurrency or 8
   if c ~= math.floor(c) or c < 1 or c > 256 then
-    error(("envoke: %s: option 'concurrency' must be an integer from 1 to 256"):format(caller), 4)
+    raise("%s: option 'concurrency' must be an integer from 1 to 256", caller)
   end
   return opts, c
 end
@@ -39,7 +40,7 @@ end
 -- @treturn table summary: `{ total, succeeded, failed, retried, elapsed }` (elapsed in seconds)
 function bulk.run(client, op, items, opts)
   local caller = op .. "_all"
-  if type(items) ~= "table" then error(("envoke: %s: items must be a list"):format(caller), 3) end
+  if type(items) ~= "table" then raise("%s: items must be a list", caller) end
   local concurrency
   opts, concurrency = check_options(opts, caller)
   local Contact = require "envoke.contact"
@@ -63,23 +64,25 @@ function bulk.run(client, op, items, opts)
     record(handle.bulk_index, handle.bulk_contact, err, handle.attempts)
   end
 
-  -- Starts item i; a bad item (setter or consent rule) becomes its own error, never a raise.
+  local function refused(i, contact, problem)
+    local kind = client.closed and "cancelled" or "validation"
+    return record(i, contact, errors.new(kind, { message = errors.reason(problem), sent = false }), 0)
+  end
+
+  -- Starts item i; a bad item (setter, consent rule, encoding) becomes its own error, never a raise.
   local function start(i)
     local item = items[i]
     local ok, contact = pcall(function()
       if getmetatable(item) == Contact.metatable then return item end
       return client:contact(item)
     end)
-    if not ok then
-      return record(i, nil, errors.new("validation", { message = tostring(contact) }), 0)
-    end
+    if not ok then return refused(i, nil, contact) end
     local built, plan, result, err = pcall(Contact.plan, contact, op, op_opts)
-    if not built then
-      return record(i, contact, errors.new("validation", { message = tostring(plan) }), 0)
-    end
+    if not built then return refused(i, contact, plan) end
     if not plan then return record(i, result and contact, err, 0) end
+    local sent, handle = pcall(engine.submit, engine, plan, item_done)
+    if not sent then return refused(i, contact, handle) end
     active = active + 1
-    local handle = engine:submit(plan, item_done)
     handle.bulk_index, handle.bulk_contact = i, contact
   end
 

@@ -17,6 +17,9 @@ Client.__index = Client
 
 local DEFAULT_BASE_URL = "https://e1.envoke.com"
 
+-- The longest wait a call accepts (poll, wait, drain): one day, in milliseconds.
+local MAX_WAIT_MS = 86400000
+
 -- Every option envoke.new accepts, with the Lua type it must have.
 local OPTIONS = {
   api_id = "string", api_key = "string", token = "string", base_url = "string",
@@ -29,39 +32,76 @@ local TRANSPORTS = { curl = "envoke.transport.curl", sandbox = "envoke.transport
                      ngx = "envoke.transport.ngx" }
 
 -- Inside nginx every request must go through cosockets: a blocking libcurl
--- call would stall every request the worker serves.
+-- call would stall every request the worker serves. Inside HAProxy the same
+-- holds, and there is no cosocket transport for it yet.
 local function default_transport()
   local ngx = rawget(_G, "ngx")
   if type(ngx) == "table" and ngx.socket and ngx.get_phase then return "ngx" end
+  local haproxy = rawget(_G, "core")
+  if type(haproxy) == "table" and haproxy.tcp and haproxy.register_service then
+    return require("envoke.transport.unavailable").new("inside HAProxy a blocking call would stall its "
+      .. "event loop, and envoke has no HAProxy (core.tcp) transport yet; pass transport = 'curl' to accept the stall")
+  end
   return "curl"
 end
 
+local raise = errors.raise
+
 local function check_options(opts)
-  if type(opts) ~= "table" then
-    error("envoke.new: options must be a table, got " .. type(opts), 3)
-  end
+  if type(opts) ~= "table" then raise("envoke.new: options must be a table, got %s", type(opts)) end
   for k, v in pairs(opts) do
     local want = OPTIONS[k]
-    if not want then error("envoke.new: unknown option '" .. tostring(k) .. "'", 3) end
+    if not want then raise("envoke.new: unknown option '%s'", tostring(k)) end
     if not want:find(type(v), 1, true) then
-      error(("envoke.new: option '%s' must be a %s, got %s"):format(k, want:gsub("|", " or "), type(v)), 3)
+      raise("envoke.new: option '%s' must be a %s, got %s", k, (want:gsub("|", " or ")), type(v))
     end
   end
   for _, k in ipairs{ "timeout", "connect_timeout" } do
     local v = opts[k]
     if v ~= nil and not (v > 0 and v <= 86400) then
-      error(("envoke.new: option '%s' must be from 0 to 86400 seconds (exclusive of 0), got %s"):format(k, v), 3)
+      raise("envoke.new: option '%s' must be from 0 to 86400 seconds (exclusive of 0), got %s", k, v)
     end
   end
 end
 
+local function env(name)
+  local v = os.getenv(name)
+  if v ~= "" then return v end
+end
+
+-- The options with the environment's defaults filled in.
+local function settings_of(opts)
+  local settings = {}
+  for k, v in pairs(opts) do settings[k] = v end
+  settings.api_id = settings.api_id or env("ENVOKE_API_ID")
+  settings.api_key = settings.api_key or env("ENVOKE_API_KEY")
+  settings.base_url = settings.base_url or env("ENVOKE_BASE_URL") or DEFAULT_BASE_URL
+  settings.ca_file = settings.ca_file or env("ENVOKE_CA_FILE")
+  return settings
+end
+
+-- Without credentials every call would fail with a 401: say so at once.
+local function check_credentials(s, transport)
+  if s.token or transport == "sandbox" or type(transport) == "table" then return end
+  if not s.api_id or not s.api_key then
+    raise("envoke.new: no credentials: give api_id and api_key (or token), or set ENVOKE_API_ID and"
+      .. " ENVOKE_API_KEY in the environment (missing: %s)", not s.api_id and "api_id" or "api_key")
+  end
+end
+
+local function secrets_of(s)
+  local basic = s.api_id and require("envoke.sandbox.auth").base64_encode(s.api_id .. ":" .. (s.api_key or ""))
+  return { s.api_key, s.token, basic }
+end
+
 --- Makes a client. Every option has a default.
 -- @tparam[opt] table opts
---   `api_id`, `api_key` (default `ENVOKE_API_ID`, `ENVOKE_API_KEY`);
+--   `api_id`, `api_key` (default `ENVOKE_API_ID`, `ENVOKE_API_KEY`; required unless `token` is given);
 --   `token` (OAuth bearer token, instead of the id and key);
 --   `base_url` (default `ENVOKE_BASE_URL`, else `https://e1.envoke.com`);
+--   `ca_file` (default `ENVOKE_CA_FILE`, else the system's CA store);
 --   `timeout` (10), `connect_timeout` (5): seconds, fractions allowed;
---   `ca_file`, `proxy`, `user_agent`, `verify` (true), `max_body` (bytes);
+--   `proxy`, `user_agent`, `verify` (true), `max_body` (bytes);
 --   `logger`: `function(event)` called for every request and outcome, secrets never included;
 --   `transport`: `"curl"` (the default outside nginx), `"ngx"` (cosockets; the default inside nginx),
 --     `"sandbox"` (in-process, no server), or a transport object;
@@ -78,28 +118,61 @@ function Client.new(opts)
   self.json = require("cjson.safe").new()
   self.retry = retry.policy(opts.retries)
   if opts.rate_limit then self.bucket = require("envoke.ratelimit").new(opts.rate_limit, core.now()) end
-  local settings = {}
-  for k, v in pairs(opts) do settings[k] = v end
-  settings.api_id = settings.api_id or os.getenv("ENVOKE_API_ID")
-  settings.api_key = settings.api_key or os.getenv("ENVOKE_API_KEY")
-  settings.base_url = settings.base_url or os.getenv("ENVOKE_BASE_URL") or DEFAULT_BASE_URL
+  local settings = settings_of(opts)
   local transport = opts.transport or default_transport()
-  if type(transport) == "string" then
-    local module = TRANSPORTS[transport]
-    if not module then
-      error("envoke.new: option 'transport' must be 'curl', 'ngx' or 'sandbox', got '" .. transport .. "'", 2)
-    end
-    transport = require(module).new(settings)
+  if type(transport) == "string" and not TRANSPORTS[transport] then
+    raise("envoke.new: option 'transport' must be 'curl', 'ngx' or 'sandbox', got '%s'", transport)
   end
+  local name = transport
+  if type(transport) == "string" then
+    local ok, made = pcall(require(TRANSPORTS[transport]).new, settings)
+    if not ok then raise(errors.reason(made)) end
+    transport = made
+  end
+  check_credentials(settings, name)
   self.transport = transport
+  -- A closure, so the secrets are in no table a caller can walk.
+  self.redact = errors.redactor(secrets_of(settings))
   -- Waits between retries belong to the transport where it has its own
   -- (a cosocket transport yields instead of blocking the worker).
   self.sleep = transport.sleep or core.sleep
   return self
 end
 
---- Releases the client's connections (idempotent). Later calls raise.
-function Client:close()
+--- Raises "client is closed" at the caller's line once `close` has run.
+-- @local
+function Client:check_open()
+  if self.closed then raise("client is closed") end
+end
+
+--- Drives the calls in flight until none is left or `ms` milliseconds have passed.
+-- A host calls it from its quit hook, so calls made in the last frame are sent.
+-- @tparam number ms how long it may take, in milliseconds
+-- @treturn boolean true when no call is left pending
+function Client:drain(ms)
+  if type(ms) ~= "number" or not (ms >= 0 and ms <= MAX_WAIT_MS) then
+    raise("drain: ms must be a number of milliseconds from 0 to %d", MAX_WAIT_MS)
+  end
+  if self.closed or not self.async_engine then return true end
+  return self.async_engine:drain(ms)
+end
+
+--- Ends the client (idempotent). Calls still in flight end with a `cancelled`
+-- error (its `sent` says whether the request may have reached the server) and
+-- their callbacks run now; `pending()` is 0 afterwards and later calls raise
+-- "client is closed".
+-- @tparam[opt] table opts `drain_ms`: first drive the calls in flight for up to this long
+function Client:close(opts)
+  if opts ~= nil then
+    if type(opts) ~= "table" then raise("close: options must be a table, got %s", type(opts)) end
+    for k in pairs(opts) do
+      if k ~= "drain_ms" then raise("close: unknown option '%s'", tostring(k)) end
+    end
+    if opts.drain_ms then self:drain(opts.drain_ms) end
+  end
+  if self.closed then return end
+  self.closed = true
+  if self.async_engine then self.async_engine:shutdown() end
   if self.transport.close then self.transport:close() end
 end
 
@@ -119,32 +192,50 @@ local json_members = core.json_members
 -- @treturn table|string|nil decoded body (any 2xx), raw result_data, or nil
 -- @treturn table err when the first value is nil
 function Client:outcome(status, raw, headers, envelope)
-  if not status then return nil, errors.from_transport(raw) end
-  local ok_status = status >= 200 and status < 300
-  if ok_status and envelope then
-    local valid, success, data = json_members(raw, "success", "result_data")
-    if not valid then
-      return nil, errors.new("protocol", { status = status, message = "the response is not JSON: " .. success,
-                                           body = raw })
-    end
-    if success ~= "false" then
-      if data and data:byte(1) == 123 then return data end -- "{"
-      return nil, errors.new("protocol", { status = status, message = "the answer has no contact in result_data",
-                                           body = raw })
-    end
+  if not status then return nil, self.redact(errors.from_transport(raw)) end
+  local data, err
+  if status >= 200 and status < 300 then
+    data, err = self:success(status, raw, envelope)
+  else
+    err = errors.from_response(status, self.json.decode(raw), headers, raw)
   end
-  local data = self.json.decode(raw)
-  if ok_status then
-    if data == nil and raw ~= "" then
-      return nil, errors.new("protocol", { status = status, message = "the response is not JSON", body = raw })
-    end
-    if type(data) == "table" and data.success == false then
-      return nil, errors.from_response(status, data, headers, raw)
-    end
-    return data
-  end
-  return nil, errors.from_response(status, data, headers, raw)
+  if err then return nil, self.redact(err) end
+  return data
 end
+
+local function protocol(status, message, raw)
+  return nil, errors.new("protocol", { status = status, message = message, body = raw })
+end
+
+-- A write's envelope: `success` must be exactly true or false.
+local function envelope_outcome(self, status, raw)
+  local valid, success, data = json_members(raw, "success", "result_data")
+  if not valid then return protocol(status, "the response is not JSON: " .. success, raw) end
+  if success == "true" then
+    if data and data:byte(1) == 123 then return data end -- "{"
+    return protocol(status, "the answer has no contact in result_data", raw)
+  end
+  if success ~= "false" then
+    return protocol(status, "the answer's 'success' is " .. (success or "missing") .. ", not true or false", raw)
+  end
+  return nil, errors.from_response(status, self.json.decode(raw), nil, raw)
+end
+
+--- A 2xx answer: decoded JSON (never nil or false), or nil, err.
+-- @local
+function Client:success(status, raw, envelope)
+  if envelope then return envelope_outcome(self, status, raw) end
+  if raw == "" then return true end -- 204, or a 2xx with no body: nothing to decode
+  local data = self.json.decode(raw)
+  if data == nil then return protocol(status, "the response is not JSON", raw) end
+  if data == false then return protocol(status, "the response is JSON false", raw) end
+  if type(data) == "table" and data.success == false then
+    return nil, errors.from_response(status, data, nil, raw)
+  end
+  return data
+end
+
+local round_ms = require("envoke.async").round_ms
 
 -- One attempt, with the logger told before and after.
 local function attempt_logged(self, plan, attempts)
@@ -153,7 +244,7 @@ local function attempt_logged(self, plan, attempts)
   local status, raw, headers = self.transport:request(plan.method, plan.path, plan.body)
   local data, err = self:outcome(status, raw, headers, plan.envelope)
   self:log{ event = err and "error" or "response", method = plan.method, path = plan.path,
-            status = status or nil, attempt = attempts, elapsed_ms = core.now() - started, error = err }
+            status = status or nil, attempt = attempts, elapsed_ms = round_ms(core.now() - started), error = err }
   return data, err
 end
 
@@ -161,6 +252,7 @@ end
 -- A plan is `{ method, path, body, idempotent, finish = function(plan, data) }`.
 -- @local
 function Client:execute(plan)
+  if self.closed then raise("client is closed") end
   local transport, bucket, policy, logger = self.transport, self.bucket, self.retry, self.logger
   local started, attempts = nil, 0
   while true do
@@ -181,22 +273,45 @@ function Client:execute(plan)
       return data
     end
     err.attempts = attempts
-    if not policy then return nil, err end
+    if not policy or self.closed then return nil, err end
     started = started or core.now()
     local wait = retry.delay(policy, attempts, err, plan.idempotent, (core.now() - started) / 1000)
     if not wait then return nil, err end
     if logger then
       self:log{ event = "retry", method = plan.method, path = plan.path, attempt = attempts,
-                wait_ms = wait * 1000, error = err }
+                wait_ms = round_ms(wait * 1000), error = err }
     end
     self.sleep(wait * 1000)
   end
 end
 
--- A raw request's plan. Only a POST that is not an upsert creates something,
--- so only that one must not be sent twice.
+local METHODS = { GET = true, HEAD = true, POST = true, PUT = true, PATCH = true, DELETE = true }
+
+-- The body of a raw request as JSON text, encoded now so that a value JSON
+-- cannot hold raises at the caller's line, whatever the transport.
+local function raw_body(method, body)
+  if body == nil or type(body) == "string" then
+    if body and (method == "GET" or method == "HEAD") then raise("request: a %s request has no body", method) end
+    return body
+  end
+  if type(body) ~= "table" then raise("request: body must be a table, a string or nil, got %s", type(body)) end
+  if method == "GET" or method == "HEAD" then raise("request: a %s request has no body", method) end
+  local ok, text = pcall(core.json_encode, body)
+  if not ok then raise("request: body cannot be encoded as JSON: %s", errors.reason(text)) end
+  return text
+end
+
+-- A raw request's plan, checked the same way whatever the transport. Only a
+-- POST that is not an upsert creates something, so only that one must not be sent twice.
 local function raw_plan(method, path, body)
-  return { method = method, path = path, body = body,
+  if type(method) ~= "string" or not METHODS[method] then
+    raise("request: method must be one of GET, HEAD, POST, PUT, PATCH, DELETE, got %s", tostring(method))
+  end
+  if type(path) ~= "string" or path:sub(1, 1) ~= "/" or path:find("[%s%c\128-\255#]") then
+    raise("request: path must start with '/' and hold no space, control, '#' or non-ASCII byte"
+      .. " (percent-encode them)")
+  end
+  return { method = method, path = path, body = raw_body(method, body),
            idempotent = method ~= "POST" or path:find("[?&]upsert=1") ~= nil }
 end
 
@@ -208,6 +323,14 @@ end
 -- @return the decoded JSON (any 2xx), or nil, err
 function Client:request(method, path, body)
   return self:execute(raw_plan(method, path, body))
+end
+
+-- A callback argument: a function or nil.
+local function callback_of(callback)
+  if callback ~= nil and type(callback) ~= "function" then
+    raise("the callback must be a function, got %s", type(callback))
+  end
+  return callback
 end
 
 --- The client's async engine (made on first use).
@@ -226,8 +349,8 @@ end
 -- @tparam[opt=0] number timeout_ms how long it may wait for an answer (0: never waits)
 -- @treturn integer how many calls finished
 function Client:poll(timeout_ms)
-  if timeout_ms ~= nil and (type(timeout_ms) ~= "number" or timeout_ms < 0) then
-    error("envoke: poll: timeout_ms must be a number >= 0", 2)
+  if timeout_ms ~= nil and (type(timeout_ms) ~= "number" or not (timeout_ms >= 0 and timeout_ms <= MAX_WAIT_MS)) then
+    raise("poll: timeout_ms must be a number of milliseconds from 0 to %d", MAX_WAIT_MS)
   end
   if not self.async_engine then return 0 end
   return self.async_engine:poll(timeout_ms)
@@ -240,7 +363,7 @@ end
 
 --- Non-blocking `request`: a handle at once; `callback(data, err, handle)` runs from `poll`.
 function Client:request_async(method, path, body, callback)
-  return self:engine():submit(raw_plan(method, path, body), callback)
+  return self:engine():submit(raw_plan(method, path, body), callback_of(callback))
 end
 
 --- Saves many contacts concurrently (see `envoke.bulk`).
@@ -262,14 +385,15 @@ function Client:upsert_all(contacts, opts) return require("envoke.bulk").run(sel
 -- @tparam[opt] table fields
 -- @treturn envoke.contact
 function Client:contact(fields)
+  if self.closed then raise("client is closed") end
   return Contact.new(self, fields)
 end
 
 --- Checks an id the way a path needs it: a plain integer 1..4294967295.
 -- @treturn string its decimal text
-function Client.id_text(id, where, level)
+function Client.id_text(id, where)
   local n, problem = schema.normalize("id", id)
-  if not n then error(("envoke: %s: id %s"):format(where, problem), level or 3) end
+  if not n then raise("%s: id %s", where, problem) end
   return ("%d"):format(n)
 end
 
@@ -277,20 +401,33 @@ local function contact_of(self, data)
   return Contact.from_server(self, data)
 end
 
+-- Envoke answers an empty object (or null) for an id it does not know.
 local function finish_get(plan, data)
   local self = plan.client
   if data == self.json.null or type(data) ~= "table" or next(data) == nil then
-    return nil, errors.new("not_found", { status = 200, message = "no contact with id " .. plan.id })
+    return nil, errors.new("not_found", { message = "no contact with id " .. plan.id })
   end
   return contact_of(self, data)
 end
 
-local function finish_list(plan, data)
-  if type(data) ~= "table" then
-    return nil, errors.new("protocol", { message = "a list answered something else than an array" })
+-- A list answer must be an array of objects; anything else is the server's fault.
+local function list_items(data)
+  if type(data) ~= "table" or (next(data) ~= nil and not schema.is_array(data)) then
+    return nil, errors.new("protocol", { message = "a list was answered with something other than an array" })
   end
+  for i, item in ipairs(data) do
+    if type(item) ~= "table" or (next(item) ~= nil and schema.is_array(item)) then
+      return nil, errors.new("protocol", { message = ("item %d of a list answer is not a contact object"):format(i) })
+    end
+  end
+  return data
+end
+
+local function finish_list(plan, data)
+  local items, err = list_items(data)
+  if not items then return nil, err end
   local out = {}
-  for i, item in ipairs(data) do out[i] = contact_of(plan.client, item) end
+  for i, item in ipairs(items) do out[i] = contact_of(plan.client, item) end
   if plan.first then
     if out[1] then return out[1] end
     return nil, errors.new("not_found", { message = "no contact with " .. plan.first })
@@ -305,7 +442,7 @@ local LIST_OPTIONS = { filter = "table", sort = "table|string", fields = "table|
 
 local function check_count(v, name, max, caller)
   if v ~= nil and not (v >= 1 and v <= max and v == math.floor(v)) then
-    error(("envoke: %s: option '%s' must be an integer from 1 to %d"):format(caller, name, max), 4)
+    raise("%s: option '%s' must be an integer from 1 to %d", caller, name, max)
   end
 end
 
@@ -314,10 +451,11 @@ local function list_params(opts, caller)
   for k, v in pairs(opts) do
     local want = LIST_OPTIONS[k]
     if not want or not want:find(type(v), 1, true) then
-      error(("envoke: %s: %s"):format(caller, want and ("option '" .. k .. "' must be a " .. want:gsub("|", " or "))
-        or ("unknown option '" .. tostring(k) .. "'")), 4)
+      raise("%s: %s", caller, want and ("option '" .. k .. "' must be a " .. want:gsub("|", " or "))
+        or ("unknown option '" .. tostring(k) .. "'"))
     end
   end
+  if opts.filter then query.check_filter(opts.filter) end
   local params = { filter = opts.filter, skip = opts.skip }
   if type(opts.sort) == "string" then params.sort = { [opts.sort] = "ASC" } else params.sort = opts.sort end
   params.fields = type(opts.fields) == "table" and table.concat(opts.fields, ",") or opts.fields
@@ -345,29 +483,33 @@ function plans.find(self, key)
   local name, value
   if type(key) == "table" then
     for k, v in pairs(key) do
-      if name or not KEYS[k] then error("envoke: find takes exactly one of id, email, remote_id", 4) end
+      if name or not KEYS[k] then raise("find takes exactly one of id, email, remote_id") end
       name, value = k, v
     end
   end
-  if not name then error("envoke: find takes exactly one of id, email, remote_id", 4) end
+  if not name then raise("find takes exactly one of id, email, remote_id") end
   local ok, problem = schema.normalize(name, value)
   if not ok or value == "" then
-    error(("envoke: find: %s %s"):format(name, problem or "must not be empty"), 4)
+    raise("find: %s %s", name, problem or "must not be empty")
   end
   local plan = plans.list(self, { filter = { [name] = value }, limit = 1 }, "find")
   plan.first = name .. " " .. tostring(value)
   return plan
 end
 
+local function finish_object(plan, data)
+  if type(data) ~= "table" then
+    return nil, errors.new("protocol", { message = plan.path .. " was answered with something other than an object" })
+  end
+  return data
+end
+
 function plans.ping(self)
-  return { method = "GET", path = "/v1/settings", idempotent = true, client = self }
+  return { method = "GET", path = "/v1/settings", idempotent = true, client = self, finish = finish_object }
 end
 
 local function async_call(self, callback, plan)
-  if callback ~= nil and type(callback) ~= "function" then
-    error("envoke: the callback must be a function, got " .. type(callback), 3)
-  end
-  return self:engine():submit(plan, callback)
+  return self:engine():submit(plan, callback_of(callback))
 end
 
 --- One contact by its Envoke id.
@@ -409,7 +551,7 @@ function Client:ping_async(callback) return async_call(self, callback, plans.pin
 -- @treturn function an iterator
 function Client:contacts(opts)
   local params = list_params(opts, "contacts")
-  if opts and opts.limit then error("envoke: contacts: use page_size, not limit", 2) end
+  if opts and opts.limit then raise("contacts: use page_size, not limit") end
   check_count(opts and opts.page_size, "page_size", 100, "contacts")
   local page_size = opts and opts.page_size or 100
   local skip = params.skip or 0
@@ -431,14 +573,15 @@ function Client:contacts(opts)
   end
 end
 
--- GET of a { "<id>": "<name>" } map, returned both ways.
+-- GET of a { "<id>": "<name>" } map, returned both ways; entries whose id
+-- is not a valid id or whose name is not a string are left out.
 local function name_map(self, path)
-  local data, err = self:request("GET", path)
+  local data, err = self:execute{ method = "GET", path = path, idempotent = true, finish = finish_object }
   if not data then return nil, err end
   local by_name, by_id = {}, {}
   for id, name in pairs(data) do
-    local n = tonumber(id)
-    if n then
+    local n = schema.normalize("id", id)
+    if n and type(name) == "string" then
       by_name[name] = n
       by_id[n] = name
     end

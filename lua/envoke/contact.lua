@@ -19,9 +19,7 @@ local Contact = {}
 -- FIELDS is false while the server's answer is still raw JSON in RAW.
 local CLIENT, FIELDS, RAW, ID, CHANGES, CLEAR = {}, {}, {}, {}, {}, {}
 
-local function fail(level, fmt, ...)
-  error("envoke: " .. fmt:format(...), level + 1)
-end
+local fail = errors.raise
 
 local mt = {}
 
@@ -76,6 +74,20 @@ local function id_of(self)
   return rawget(self, ID) or fields_of(self).id
 end
 
+-- The id a request will carry. It may have come from a server's answer, so it
+-- is checked again here: a hostile or broken answer must not steer a request
+-- to another path or another contact.
+-- @return an integer id, or nil (no id), or nil, err (an id that is not valid)
+local function request_id(self, caller)
+  local id = id_of(self)
+  if id == nil then return nil end
+  local n = schema.normalize("id", id)
+  if n then return n end
+  return nil, errors.new("protocol", { sent = false, message =
+    ("%s: the contact's id %s (from the server's answer) is not a valid Envoke id; nothing was sent")
+      :format(caller, type(id) == "string" and ("%q"):format(id) or tostring(id)) })
+end
+
 local function blank(client)
   return setmetatable({ [CLIENT] = client, [FIELDS] = {}, [CHANGES] = {}, [CLEAR] = false }, mt)
 end
@@ -86,11 +98,11 @@ end
 function Contact.new(client, fields)
   local self = blank(client)
   if fields ~= nil then
-    if type(fields) ~= "table" then fail(3, "contact fields must be a table, got %s", type(fields)) end
+    if type(fields) ~= "table" then fail("contact fields must be a table, got %s", type(fields)) end
     for k, v in pairs(fields) do
       if k == "id" then
         local id, problem = schema.normalize("id", v)
-        if not id then fail(3, "contact field 'id' %s", problem) end
+        if not id then fail("contact field 'id' %s", problem) end
         rawget(self, FIELDS).id = id
       else
         Contact.set(self, k, v)
@@ -126,9 +138,9 @@ local function absorb_raw(self, raw, id)
   rawset(self, CLEAR, false)
 end
 
-local function check(name, value, level)
+local function check(name, value)
   local v, problem = schema.check(name, value)
-  if v == nil then fail(level + 1, "contact field '%s' %s", tostring(name), problem) end
+  if v == nil then fail("contact field '%s' %s", tostring(name), problem) end
   return v
 end
 
@@ -151,9 +163,9 @@ function Contact:set(name, value)
     for k, v in pairs(name) do Contact.set(self, k, v) end
     return self
   end
-  if type(name) ~= "string" then fail(2, "contact field names must be strings, got %s", type(name)) end
-  if value == nil then fail(2, "contact field '%s' needs a value (use clear to empty it)", name) end
-  local v = check(name, value, 2)
+  if type(name) ~= "string" then fail("contact field names must be strings, got %s", type(name)) end
+  if value == nil then fail("contact field '%s' needs a value (use clear to empty it)", name) end
+  local v = check(name, value)
   local spec = schema.fields[name]
   if not spec then
     return self:custom_field(name:sub(#"custom_fields." + 1), v) -- check() let only these through
@@ -173,12 +185,12 @@ end
 -- @tparam string name a field name or `custom_fields.<name>`
 -- @return self
 function Contact:clear(name)
-  if type(name) ~= "string" then fail(2, "contact field names must be strings, got %s", type(name)) end
+  if type(name) ~= "string" then fail("contact field names must be strings, got %s", type(name)) end
   local spec = schema.field(name)
-  if not spec then fail(2, "contact field '%s' is an unknown field", name) end
-  if spec.readonly then fail(2, "contact field '%s' is read-only", name) end
+  if not spec then fail("contact field '%s' is an unknown field", name) end
+  if spec.readonly then fail("contact field '%s' is read-only", name) end
   if spec.type ~= "string" and spec.type ~= "enum" and spec.type ~= "datetime" then
-    fail(2, "contact field '%s' cannot be cleared (only text fields can)", name)
+    fail("contact field '%s' cannot be cleared (only text fields can)", name)
   end
   local custom = name:match("^custom_fields%.(.+)$")
   if custom then
@@ -195,11 +207,11 @@ end
 local function interest_key(key, what)
   if type(key) == "number" then
     local id, problem = schema.normalize("id", key)
-    if not id then fail(3, "%s id %s", what, problem) end
+    if not id then fail("%s id %s", what, problem) end
     return ("%d"):format(id)
   end
   if type(key) ~= "string" or key == "" then
-    fail(3, "%s must be named by a non-empty string or an id, got %s", what, type(key))
+    fail("%s must be named by a non-empty string or an id, got %s", what, type(key))
   end
   return key
 end
@@ -207,7 +219,7 @@ end
 -- Validates one name-or-id -> action change of interests or autoresponders
 -- and adds it to what the next save sends.
 local function add_action(self, field, key, action)
-  merge_actions(self, field, check(field, { [key] = action or "Set" }, 3))
+  merge_actions(self, field, check(field, { [key] = action or "Set" }))
   return self
 end
 
@@ -239,9 +251,10 @@ end
 -- @return self
 function Contact:custom_field(name, value)
   if type(name) ~= "string" or name == "" then
-    fail(2, "custom field names must be non-empty strings, got %s", type(name))
+    fail("custom field names must be non-empty strings, got %s", type(name))
   end
-  local v = check("custom_fields." .. name, value, 2)
+  if not schema.utf8_len(name) then fail("custom field name is not valid UTF-8") end
+  local v = check("custom_fields." .. name, value)
   if v ~= "" then
     local changes = rawget(self, CHANGES)
     changes.custom_fields = changes.custom_fields or {}
@@ -258,22 +271,22 @@ end
 --   `force_downgrade` (allow a lower status than the current one)
 -- @return self
 function Contact:consent(status, description, opts)
-  local canonical = check("consent_status", status, 2)
+  local canonical = check("consent_status", status)
   local changes = rawget(self, CHANGES)
   if schema.consent.sendable[canonical] and (description == nil or description == "") then
-    fail(2, "consent '%s' needs a description (required for every sendable status)", canonical)
+    fail("consent '%s' needs a description (required for every sendable status)", canonical)
   end
-  if description ~= nil then changes.consent_description = check("consent_description", description, 2) end
+  if description ~= nil then changes.consent_description = check("consent_description", description) end
   changes.consent_status = canonical
   if opts ~= nil then
-    if type(opts) ~= "table" then fail(2, "consent options must be a table, got %s", type(opts)) end
+    if type(opts) ~= "table" then fail("consent options must be a table, got %s", type(opts)) end
     for k, v in pairs(opts) do
       if k == "effective_date" then
-        changes.consent_effective_date = check("consent_effective_date", v, 2)
+        changes.consent_effective_date = check("consent_effective_date", v)
       elseif k == "force_downgrade" then
-        changes.consent_force_downgrade = check("consent_force_downgrade", v, 2)
+        changes.consent_force_downgrade = check("consent_force_downgrade", v)
       else
-        fail(2, "unknown consent option '%s'", tostring(k))
+        fail("unknown consent option '%s'", tostring(k))
       end
     end
   end
@@ -303,27 +316,27 @@ function Contact:fields()
 end
 
 -- The rules a request must meet that no single setter can see.
-local function check_request(changes, level)
+local function check_request(changes)
   local status = changes.consent_status
   if status and schema.consent.sendable[status] and not changes.consent_description then
-    fail(level + 1, "consent '%s' needs a description (required for every sendable status)", status)
+    fail("consent '%s' needs a description (required for every sendable status)", status)
   end
   if changes.consent_effective_date and not status then
-    fail(level + 1, "contact field 'consent_effective_date' is only accepted together with consent_status")
+    fail("contact field 'consent_effective_date' is only accepted together with consent_status")
   end
 end
 
 local SAVE_OPTIONS = { keyfield = { id = true, email = true, remote_id = true } }
 local NO_OPTIONS = {}
 
-local function check_opts(opts, caller, level)
+local function check_opts(opts, caller)
   if opts == nil then return NO_OPTIONS end
-  if type(opts) ~= "table" then fail(level + 1, "%s options must be a table, got %s", caller, type(opts)) end
+  if type(opts) ~= "table" then fail("%s options must be a table, got %s", caller, type(opts)) end
   for k, v in pairs(opts) do
     local allowed = SAVE_OPTIONS[k]
-    if not allowed then fail(level + 1, "%s: unknown option '%s'", caller, tostring(k)) end
+    if not allowed then fail("%s: unknown option '%s'", caller, tostring(k)) end
     if not allowed[v] then
-      fail(level + 1, "%s: option 'keyfield' must be id, email or remote_id, got %s", caller, tostring(v))
+      fail("%s: option 'keyfield' must be id, email or remote_id, got %s", caller, tostring(v))
     end
   end
   return opts
@@ -357,10 +370,10 @@ local NO_PARAMS = {}
 -- The body of a write and its query parameters; nil when nothing changed.
 -- The pending changes are the body itself: a success replaces them with a
 -- fresh table, a failure keeps them for the next try.
-local function request_parts(self, level)
+local function request_parts(self)
   local changes = rawget(self, CHANGES)
   if next(changes) == nil then return nil end
-  check_request(changes, level + 1)
+  check_request(changes)
   if rawget(self, CLEAR) then return changes, { write_empty_values = 1 } end
   return changes, NO_PARAMS
 end
@@ -374,10 +387,11 @@ end
 local plans = {}
 
 function plans.save(self, opts)
-  opts = check_opts(opts, "save", 3)
-  local body, params = request_parts(self, 3)
+  opts = check_opts(opts, "save")
+  local body, params = request_parts(self)
   if not body then return nil, self end
-  local id = id_of(self)
+  local id, bad = request_id(self, "save")
+  if bad then return nil, nil, bad end
   if id and (opts.keyfield == nil or opts.keyfield == "id") then
     -- ids are normalized integers: they concatenate as plain digits on every Lua
     return write_plan(self, "PATCH", "/v1/contacts/" .. id, params, body, true, id)
@@ -394,7 +408,7 @@ function plans.save(self, opts)
 end
 
 function plans.insert(self)
-  local body, params = request_parts(self, 3)
+  local body, params = request_parts(self)
   if not body or not body.email then return validation("insert: contact field 'email' is required") end
   -- Not idempotent: a retried insert could create a duplicate, so it is
   -- retried only when it provably never reached the server.
@@ -402,14 +416,15 @@ function plans.insert(self)
 end
 
 function plans.upsert(self, opts)
-  opts = check_opts(opts, "upsert", 3)
-  local body, params = request_parts(self, 3)
+  opts = check_opts(opts, "upsert")
+  local body, params = request_parts(self)
   -- A copy: the id and key added below must not stay in the pending changes.
   local copy = {}
   for k, v in pairs(body or NO_OPTIONS) do copy[k] = v end
   body = copy
   params = { write_empty_values = params and params.write_empty_values }
-  local id = id_of(self)
+  local id, bad = request_id(self, "upsert")
+  if bad then return nil, nil, bad end
   if id then body.id = id end
   local keyfield = opts.keyfield
   if keyfield and keyfield ~= "id" then
@@ -428,9 +443,9 @@ function plans.upsert(self, opts)
 end
 
 local function require_id(self, caller)
-  local id = id_of(self)
+  local id, bad = request_id(self, caller)
   if id then return ("%d"):format(id) end
-  return nil, errors.new("validation", { message = caller .. ": the contact has no id (load or save it first)" })
+  return nil, bad or errors.new("validation", { message = caller .. ": the contact has no id (load or save it first)" })
 end
 
 function plans.delete(self)
@@ -459,7 +474,7 @@ end
 
 local function run_async(self, callback, plan, result, err)
   if callback ~= nil and type(callback) ~= "function" then
-    error("envoke: the callback must be a function, got " .. type(callback), 3)
+    fail("the callback must be a function, got %s", type(callback))
   end
   local engine = rawget(self, CLIENT):engine()
   if not plan then return engine:resolved(result, err, callback) end

@@ -1,13 +1,77 @@
---- Errors returned by every call that reaches the network.
+--- Errors returned by every call that reaches the network, and the one way
+-- the library raises on a programmer's mistake.
 -- A call that fails returns `nil, err`; `err` is a table with
--- `kind`, `status`, `message`, `errors`, `retryable` (and `retry_after`,
+-- `kind`, `status`, `message`, `errors`, `retryable`, `attempts` (and `retry_after`,
 -- `curl_code`, `sent` where known) that prints well with `tostring`.
 -- @module envoke.errors
 local errors = {}
 
+-- Every file of the library lives under this source prefix ("@/…/envoke/").
+local LIBRARY = debug.getinfo(1, "S").source:match("^(.*[/\\])[^/\\]*$")
+
+local function in_library(info)
+  return info.what == "C" or info.what == "tail" or (LIBRARY and info.source:sub(1, #LIBRARY) == LIBRARY)
+end
+
+--- Raises a misuse error at the first caller outside the library, as
+-- `luaL_argerror` does for C functions: the message names the caller's line,
+-- never one of the library's.
+-- @tparam string fmt a `string.format` pattern (the message gets an "envoke: " prefix)
+-- @param ... its arguments
+function errors.raise(fmt, ...)
+  local message = select("#", ...) > 0 and fmt:format(...) or fmt
+  -- "envoke.new: …" and "envoke.core: …" name their function already.
+  if message:sub(1, 6) ~= "envoke" then message = "envoke: " .. message end
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info then return error(message, 0) end
+    if not in_library(info) then return error(message, level) end
+    level = level + 1
+  end
+end
+
+--- The reason of an error raised by `raise` (or any Lua error), without its position.
+-- @param e an error value
+-- @treturn string
+function errors.reason(e)
+  return (tostring(e):gsub("^[^\n]-:%d+: ", ""):gsub("^envoke: ", ""))
+end
+
+-- Secrets shorter than this are not worth hiding, and hiding them would
+-- garble every message they happen to occur in.
+local MIN_SECRET = 4
+
+local function plain(s) return (s:gsub("%p", "%%%0")) end
+
+--- A function that removes the given secrets from an error value, in place:
+-- from its message, its `errors` and its `body`, whatever put them there (a
+-- server may echo a credential back).
+-- @tparam table secrets strings (nil entries allowed)
+-- @treturn function `redact(err)` returning err
+function errors.redactor(secrets)
+  local patterns = {}
+  for _, secret in pairs(secrets) do
+    if type(secret) == "string" and #secret >= MIN_SECRET then patterns[#patterns + 1] = plain(secret) end
+  end
+  local function scrub(text)
+    if type(text) ~= "string" then return text end
+    for _, p in ipairs(patterns) do text = text:gsub(p, "***") end
+    return text
+  end
+  return function(err)
+    if #patterns == 0 then return err end
+    err.message, err.body = scrub(err.message), scrub(err.body)
+    for i, e in ipairs(err.errors) do err.errors[i] = scrub(e) end
+    return err
+  end
+end
+
 --- The metatable of every error value.
 errors.Error = {}
 errors.Error.__index = errors.Error
+
+local List = { __tostring = function(self) return table.concat(self, "; ") end }
 
 function errors.Error:__tostring()
   local head = "envoke: " .. tostring(self.kind)
@@ -17,6 +81,9 @@ function errors.Error:__tostring()
     local list = {}
     for i, e in ipairs(self.errors) do list[i] = tostring(e) end
     text = text .. " [" .. table.concat(list, "; ") .. "]"
+  end
+  if type(self.attempts) == "number" and self.attempts > 1 then
+    text = text .. (" (after %d attempts)"):format(self.attempts)
   end
   return text
 end
@@ -31,7 +98,7 @@ function errors.new(kind, fields)
   local e = fields or {}
   e.kind = kind
   e.message = e.message or kind
-  e.errors = e.errors or {}
+  e.errors = setmetatable(e.errors or {}, List)
   if e.retryable == nil then e.retryable = false end
   return setmetatable(e, errors.Error)
 end

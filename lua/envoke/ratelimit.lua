@@ -4,6 +4,9 @@
 -- @module envoke.ratelimit
 local ratelimit = {}
 
+-- One request an hour: slower limits would make waits longer than a sleep may last.
+local MIN_RATE = 1 / 3600
+
 local Bucket = {}
 Bucket.__index = Bucket
 
@@ -11,8 +14,9 @@ Bucket.__index = Bucket
 -- @tparam number rate > 0
 -- @tparam number now the current time in milliseconds (monotonic)
 function ratelimit.new(rate, now)
-  if type(rate) ~= "number" or not (rate > 0 and rate <= 1e6) then
-    error("envoke.new: option 'rate_limit' must be a number of requests per second from 0 (exclusive) to 1e6", 3)
+  if type(rate) ~= "number" or not (rate >= MIN_RATE and rate <= 1e6) then
+    require("envoke.errors").raise("envoke.new: option 'rate_limit' must be a number of requests per second"
+      .. " from 1/3600 (one an hour) to 1e6, got %s", tostring(rate))
   end
   local capacity = rate < 1 and 1 or rate
   return setmetatable({ per_ms = rate / 1000, capacity = capacity, tokens = capacity, stamp = now }, Bucket)

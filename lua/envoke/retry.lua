@@ -8,6 +8,7 @@
 -- reached the server (refused connection, DNS failure, TLS handshake).
 -- @module envoke.retry
 local core = require "envoke.core"
+local raise = require("envoke.errors").raise
 
 local retry = {}
 
@@ -27,17 +28,17 @@ function retry.policy(opt)
     p.max = opt
   elseif type(opt) == "table" then
     for k, v in pairs(opt) do
-      if not FIELDS[k] then error("envoke.new: unknown retries option '" .. tostring(k) .. "'", 4) end
+      if not FIELDS[k] then raise("envoke.new: unknown retries option '%s'", tostring(k)) end
       if type(v) ~= "number" or v < 0 or v ~= v then
-        error("envoke.new: retries option '" .. k .. "' must be a number >= 0", 4)
+        raise("envoke.new: retries option '%s' must be a number of seconds >= 0", k)
       end
       p[k] = v
     end
   elseif opt ~= nil then
-    error("envoke.new: option 'retries' must be a number or a table, got " .. type(opt), 4)
+    raise("envoke.new: option 'retries' must be a number or a table, got %s", type(opt))
   end
   if p.max ~= math.floor(p.max) or p.max < 0 or p.max > 100 then
-    error("envoke.new: option 'retries' must be an integer from 0 to 100", 4)
+    raise("envoke.new: option 'retries' must be an integer from 0 to 100")
   end
   if p.max == 0 then return nil end
   return p

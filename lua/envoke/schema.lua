@@ -1,4 +1,4 @@
---- The field schema of an Envoke contact (API.md §4, the seed's field page).
+--- The field schema of an Envoke contact (docs/envoke-api.md §4).
 --
 -- One table describes every field; the sandbox server validates requests with
 -- it and the client library validates its setters with it, so both agree on
@@ -51,7 +51,7 @@ schema.fields = {
 -- length, so the sandbox uses the size of the other free-text fields.
 schema.custom_field = { type = "string", max = 65535 }
 
---- Field order of the seed's "Envoke Contact Object" (how a read answers).
+--- Field order of Envoke's example contact (how a read answers).
 schema.order = {
   "id", "external_id", "remote_id", "first_name", "last_name", "title", "email",
   "company", "phone", "address_1", "address_2", "city", "country", "province",
@@ -60,9 +60,9 @@ schema.order = {
   "consent_force_downgrade", "custom_fields", "interests", "autoresponders",
 }
 
----------------------------------------------------------------------------
--- Consent (API.md §5)
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
+-- Consent (docs/envoke-api.md §5)
+-- ------------------------------------------------------------------------
 
 local STATUSES = {
   "Express", "Implied - Inquiry", "Implied - Transaction", "Implied: No Expiry",
@@ -75,14 +75,14 @@ local function set_of(list)
   return set
 end
 
--- Lower-cased spelling -> seed spelling; Envoke's own code writes two of the
+-- Lower-cased spelling -> Envoke's spelling; Envoke's own code writes two of the
 -- statuses differently, both are accepted.
 local CONSENT_SPELLINGS = {}
 for _, s in ipairs(STATUSES) do CONSENT_SPELLINGS[s:lower()] = s end
 CONSENT_SPELLINGS["implied - no expiry"] = "Implied: No Expiry"
 
 schema.consent = {
-  --- Seed spellings, sendable ones first, in the seed's order.
+  --- Envoke's spellings, sendable ones first, in Envoke's order.
   statuses = STATUSES,
   --- Statuses that allow sending email.
   sendable = set_of { "Express", "Implied - Inquiry", "Implied - Transaction", "Implied: No Expiry" },
@@ -100,17 +100,17 @@ schema.consent = {
   default = "Not provided",
 }
 
---- The seed spelling of a consent status, matched case-insensitively.
+--- Envoke's spelling of a consent status, matched case-insensitively.
 -- @tparam string s a status as a client wrote it
--- @treturn string|nil the seed spelling, or nil when it is no status
+-- @treturn string|nil the Envoke's spelling, or nil when it is no status
 function schema.consent.canonical(s)
   if type(s) ~= "string" then return nil end
   return CONSENT_SPELLINGS[s:lower()]
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Text
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 --- Number of characters in a UTF-8 string.
 -- Strict: rejects overlong forms, surrogates and code points above U+10FFFF.
@@ -157,9 +157,9 @@ local function looks_like_email(s)
   return s:find("^[^%s@]+@[^%s@]+%.[^%s@]+$") ~= nil
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Dates (UTC, proleptic Gregorian; integer seconds since 1970)
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 local floor = math.floor
 
@@ -277,10 +277,10 @@ function schema.time.parse_date(s)
   return schema.time.epoch(y, m, d)
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Checkers, one per field type.  Each returns the normalized value, or nil
 -- and a problem phrase that reads after the field's name.
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 local MAX_ID = 4294967295
 
@@ -390,7 +390,9 @@ function checkers.custom_fields(_, v)
   table.sort(names, function(a, b) return tostring(a) < tostring(b) end)
   for _, k in ipairs(names) do
     local value, problem = checkers.string(schema.custom_field, v[k])
-    if problem then
+    if type(k) ~= "string" or k == "" or not schema.utf8_len(k) then
+      problems[#problems + 1] = "a name that is not a non-empty UTF-8 string"
+    elseif problem then
       problems[#problems + 1] = "'" .. tostring(k) .. "' " .. problem
     else
       out[k] = value
@@ -400,7 +402,7 @@ function checkers.custom_fields(_, v)
   return out
 end
 
--- Interests and autoresponders share both write forms (seed): an array of
+-- Interests and autoresponders share both write forms (docs/envoke-api.md §6): an array of
 -- names, each meaning Set, or an object of name-or-id -> action.
 local function check_changes(spec, v)
   local shape = "must be an array of names or an object of name or id -> " .. table.concat(spec.actions, "/")
@@ -411,6 +413,7 @@ local function check_changes(spec, v)
       if type(name) == "number" and name == floor(name) and name > 0 then
         out[i] = ("%d"):format(name)
       elseif type(name) == "string" and name ~= "" then
+        if not schema.utf8_len(name) then return nil, "has a name that is not valid UTF-8 (item " .. i .. ")" end
         out[i] = name
       else
         return nil, shape .. " (item " .. i .. " is not a name)"
@@ -429,7 +432,9 @@ local function check_changes(spec, v)
         if a:lower() == action:lower() then canonical = a end
       end
     end
-    if not canonical then
+    if type(k) == "string" and not schema.utf8_len(k) then
+      problems[#problems + 1] = "a name that is not valid UTF-8"
+    elseif not canonical then
       problems[#problems + 1] = "'" .. tostring(k) .. "' must be " .. table.concat(spec.actions, ", ") ..
         ", got " .. (type(action) == "string" and "'" .. action .. "'" or type(action))
     else
@@ -457,7 +462,7 @@ end
 -- Used for keys (an `id` in a body) and for values read back.
 -- @tparam string name a field name or `custom_fields.<name>`
 -- @param value as decoded from JSON
--- @return the normalized value (seed spelling, lower-case language, UTC
+-- @return the normalized value (Envoke's spelling, lower-case language, UTC
 --   date-time, integer id, canonical Set/Unset/Dequeue) or nil, problem
 function schema.normalize(name, value)
   local spec = schema.field(name)
@@ -492,7 +497,7 @@ function schema.changes(value)
 end
 
 local TYPE_TEXT = {
-  id = "integer 1..4294967295", string = "string", enum = "one of", consent = "consent status (§5)",
+  id = "integer 1..4294967295", string = "string", enum = "one of", consent = "consent status (docs/envoke-api.md §5)",
   datetime = "RFC 3339 date-time", date = "date yyyy-mm-dd", boolean = "boolean",
   custom_fields = "object: name -> string", interests = "names, or name/id -> Set/Unset",
   autoresponders = "names, or name/id -> Set/Unset/Dequeue",

@@ -33,6 +33,9 @@ local M = {}
 
 local Transport = {}
 Transport.__index = Transport
+
+-- Per transport, what carries the credential (weak keys: it goes with its transport).
+local private = setmetatable({}, { __mode = "k" })
 M.Transport = Transport
 
 local DEFAULT_MAX_BODY = 16 * 1024 * 1024
@@ -78,10 +81,10 @@ function Transport.sleep(ms)
   if ms > 0 and yieldable() then ngx.sleep(ms / 1000) end
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- gzip: zlib's inflate through LuaJIT's FFI. nginx itself links zlib, so
 -- its symbols are normally already in the process.
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 local zlib -- false once found unavailable
 
@@ -151,9 +154,9 @@ local function load_zlib()
   return zlib
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Construction
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 local function ms(seconds) return math.floor(seconds * 1000 + 0.5) end
 
@@ -239,7 +242,7 @@ function M.new(s)
   self.zlib = load_zlib()
   self.user_agent = s.user_agent or ("lua-envoke/%s ngx_lua/%s"):format(core._VERSION,
     version_text(ngx.config.ngx_lua_version))
-  self.defaults = {
+  local defaults = {
     host = u.authority, ["user-agent"] = self.user_agent, authorization = auth,
     accept = "application/json", ["accept-encoding"] = self.zlib and "gzip" or nil,
   }
@@ -247,9 +250,10 @@ function M.new(s)
                   accept = "Accept", ["accept-encoding"] = "Accept-Encoding" }
   local block = {}
   for _, k in ipairs{ "host", "user-agent", "authorization", "accept", "accept-encoding" } do
-    if self.defaults[k] then block[#block + 1] = names[k] .. ": " .. self.defaults[k] .. "\r\n" end
+    if defaults[k] then block[#block + 1] = names[k] .. ": " .. defaults[k] .. "\r\n" end
   end
-  self.header_block = concat(block)
+  -- They carry the credential: kept out of any table a caller can walk.
+  private[self] = { defaults = defaults, header_block = concat(block) }
   self.stats = { requests = 0, connections = 0, reused = 0 }
   self.encode = core.json_encode
   -- Async state.
@@ -262,9 +266,9 @@ function M.new(s)
   return self
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Argument checks: all raise before anything is sent, as the curl pool does
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 local METHODS = { GET = true, POST = true, PUT = true, PATCH = true, DELETE = true, HEAD = true }
 -- Headers the transport frames the message with; a caller's value would desync it.
@@ -321,9 +325,9 @@ local function check_request(self, method, path, body, headers)
   return body
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- One exchange
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 -- The request's bytes: one string on the usual path (no extra headers).
 local function request_bytes(self, method, path, body, headers)
@@ -337,13 +341,14 @@ local function request_bytes(self, method, path, body, headers)
     framing = "\r\n"
   end
   if not (headers and next(headers)) then
-    return method .. " " .. self.prefix .. path .. " HTTP/1.1\r\n" .. self.header_block .. framing .. (body or "")
+    return method .. " " .. self.prefix .. path .. " HTTP/1.1\r\n" .. private[self].header_block .. framing
+      .. (body or "")
   end
   -- The caller's headers replace defaults of the same name (any case).
   local out = { method, " ", self.prefix, path, " HTTP/1.1\r\n" }
   local given = {}
   for k in pairs(headers) do given[lower(k)] = true end
-  for k, v in pairs(self.defaults) do
+  for k, v in pairs(private[self].defaults) do
     if not given[k] then out[#out + 1] = k .. ": " .. v .. "\r\n" end
   end
   for k, v in pairs(headers) do out[#out + 1] = k .. ": " .. tostring(v) .. "\r\n" end
@@ -643,9 +648,9 @@ function Transport:request(method, path, body, headers)
   return send_request(self, method, path, body, headers)
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Non-blocking calls: one light thread per request
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 local function push_done(self, id, a, b, c)
   local tail = self.done_tail + 1

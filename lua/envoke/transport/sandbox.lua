@@ -7,6 +7,10 @@
 local Transport = {}
 Transport.__index = Transport
 
+-- Each transport's server and headers, out of any table a caller can walk:
+-- they hold the credentials (weak keys: they go with their transport).
+local private = setmetatable({}, { __mode = "k" })
+
 --- A transport with its own sandbox server.
 -- @tparam table s the client's settings; `s.sandbox` may hold `server` (an
 --   existing `envoke.sandbox` object to share) or `catalogue` and `clock`.
@@ -14,33 +18,40 @@ function Transport.new(s)
   local o = s.sandbox or {}
   local api_id, api_key = s.api_id or "sandbox", s.api_key or "sandbox"
   local self = setmetatable({}, Transport)
-  self.server = o.server or require("envoke.sandbox").new{
+  local server = o.server or require("envoke.sandbox").new{
     api_id = api_id, api_key = api_key, catalogue = o.catalogue, clock = o.clock,
   }
-  self.headers = { ["content-type"] = "application/json", accept = "application/json" }
+  local headers = { ["content-type"] = "application/json", accept = "application/json" }
   if s.token then
-    self.headers.authorization = "Bearer " .. s.token
+    headers.authorization = "Bearer " .. s.token
   else
-    self.headers.authorization = require("envoke.sandbox.auth").basic(api_id, api_key)
+    headers.authorization = require("envoke.sandbox.auth").basic(api_id, api_key)
   end
+  private[self] = { server = server, headers = headers }
   self.encode = require("envoke.core").json_encode
   self.done = {}
   self.next_id = 0
   return self
 end
 
+--- The sandbox server this transport talks to (for a test's own checks).
+function Transport:server()
+  return private[self].server
+end
+
 --- Same contract as `envoke.core` pool:request.
 function Transport:request(method, path, body, headers)
   if self.closed then error("envoke.transport.sandbox: attempt to use a closed transport", 2) end
   if type(body) == "table" then body = self.encode(body) end
-  local h = self.headers
+  local p = private[self]
+  local h = p.headers
   if headers then
     h = {}
-    for k, v in pairs(self.headers) do h[k] = v end
+    for k, v in pairs(p.headers) do h[k] = v end
     for k, v in pairs(headers) do h[k:lower()] = v end
   end
-  local p, q = path:match("^([^?]*)%??(.*)$")
-  local status, rh, rbody = self.server:handle(method, p, q, h, body or "")
+  local path_only, q = path:match("^([^?]*)%??(.*)$")
+  local status, rh, rbody = p.server:handle(method, path_only, q, h, body or "")
   return status, rbody, rh
 end
 
@@ -63,7 +74,8 @@ end
 
 function Transport:cancel(id)
   for i, r in ipairs(self.done) do
-    if r[1] == id then table.remove(self.done, i) return true end
+    -- the sandbox answered at submit time: the request reached it
+    if r[1] == id then table.remove(self.done, i) return true, true end
   end
   return false
 end
