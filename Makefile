@@ -7,8 +7,13 @@
 #   make check               deps + every spec under every Lua, ASan+UBSan, valgrind, luacheck
 #   make demo                deps + the quickstart against the sandbox
 #   make sandbox             run the sandbox server in the foreground
-#   make bench               benchmarks (not part of check)
+#   make bench               benchmarks (not part of check), results in build/bench
 #   make doc                 the reference from the LDoc comments, into build/doc
+#   make env [LUA=...]       prints the exports that put this checkout on Lua's paths
+#   make clean               removes build/ and what `luarocks make` leaves behind
+#   make help                this list
+#
+# ./run script.lua runs any Lua script from the checkout (./run --help).
 
 LUA      ?= 5.4
 PREFIX   ?= /usr/local
@@ -43,7 +48,7 @@ HDRS := $(wildcard src/*.h)
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 CORE := $(BUILD)/envoke/core.so
 
-.PHONY: all install uninstall clean deps check demo sandbox bench lint doc
+.PHONY: all install uninstall clean deps check demo sandbox bench lint doc help env
 
 all: $(CORE)
 
@@ -64,8 +69,17 @@ install: $(CORE)
 uninstall:
 	rm -rf $(DESTDIR)$(LUA_CMOD)/envoke $(DESTDIR)$(LUA_LMOD)/envoke
 
+# `luarocks make` builds in place: src/*.o and envoke/core.so, which Lua's
+# default ./?.so would otherwise load instead of build/<lua>/ (maybe for another Lua).
 clean:
-	rm -rf build
+	rm -rf build envoke src/*.o
+
+# The Makefile's header comment, without the leading "# ".
+help:
+	@sed -n '3,/^$$/s/^# \{0,1\}//p' Makefile
+
+env:
+	@./run --env $(LUA)
 
 # Debian 12 packages the build, the specs, the sandbox and the demo need.
 DEBS := gcc make pkg-config openssl libcurl4-openssl-dev \
@@ -101,7 +115,9 @@ bench: deps
 lint:
 	luacheck lua spec sandbox examples bench
 
-# The reference, from the LDoc comments (Debian: lua-ldoc).
+# The reference, from the LDoc comments. Debian's ldoc runs under lua5.2 by
+# default, where no markdown module is packaged: lua-markdown is 5.1 only.
+DOC_DEBS := lua-ldoc lua-markdown lua5.1
 doc:
-	@command -v ldoc >/dev/null || $(MAKE) deps DEBS=lua-ldoc
-	ldoc -c config.ld .
+	@$(MAKE) -s deps DEBS="$(DOC_DEBS)"
+	@lua5.1 "$$(command -v ldoc)" -c config.ld .

@@ -1,6 +1,6 @@
 --- Turns bench/run's raw results into the table: medians per case, ratios to
 -- each case's reference, the goals of bench/cases, the memory check.
---    lua5.4 bench/report.lua bench/cases RESULTS bench/results.md
+--    lua5.4 bench/report.lua bench/cases RESULTS build/bench/results.md
 -- Prints the table as aligned text and writes it as Markdown.
 local cases_file, results_file, markdown_file = arg[1], arg[2], arg[3]
 assert(cases_file and results_file and markdown_file, "usage: report.lua CASES RESULTS MARKDOWN")
@@ -186,7 +186,9 @@ local legend = "req/s, CPU/req and RSS are medians over the runs; × ref is the 
 io.stdout:write(text_table(), "\n\n", table.concat(notes, "\n"), "\n\n", legend, "\n")
 for _, m in ipairs(meta) do io.stdout:write(m, "\n") end
 
-local md = { "# lua-envoke benchmark", "", "Written by `make bench` (bench/run); overwritten by every run.", "",
+local written = ("Written by `make bench` (bench/run) on %s; overwritten by every run.")
+  :format(os.date("!%Y-%m-%d %H:%M UTC"))
+local md = { "# lua-envoke benchmark", "", written, "",
              markdown_table(), "" }
 for _, n in ipairs(notes) do md[#md + 1] = "- " .. n end
 md[#md + 1] = ""

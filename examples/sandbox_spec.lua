@@ -1,5 +1,6 @@
 -- Your own unit tests against the in-process sandbox: no server, no network.
--- Run with: busted examples/sandbox_spec.lua
+-- Run with: make && busted examples/sandbox_spec.lua   (the checkout's .busted
+-- picks lua5.4 and the build/5.4 that `make` makes)
 local envoke = require "envoke"
 
 describe("my CRM sync", function()

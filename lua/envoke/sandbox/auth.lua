@@ -1,5 +1,5 @@
 --- Credentials: HTTP Basic (API ID : API key) and, when configured, a
--- bearer token (Envoke's OAuth 2 tokens, API.md §1).
+-- bearer token (Envoke's OAuth 2 tokens, docs/envoke-api.md §1).
 -- @module envoke.sandbox.auth
 
 local auth = {}

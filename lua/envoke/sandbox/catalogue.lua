@@ -2,7 +2,7 @@
 -- consent interest, nurtures, custom fields and settings.
 --
 -- Interests, subscriptions and mandatory consent share one namespace: the
--- API writes all three through `interests` (seed).  Nurtures have their own.
+-- API writes all three through `interests` (docs/envoke-api.md §6).  Nurtures have their own.
 -- Names match case-insensitively; ids are positive integers, written as
 -- numbers or numeric strings.
 --
@@ -20,7 +20,7 @@
 
 local catalogue = {}
 
---- The default catalogue: the names the seed pages' examples use, with the
+--- The default catalogue: the names Envoke's examples use, with the
 -- ids those examples show where they show one.
 function catalogue.default_spec()
   return {

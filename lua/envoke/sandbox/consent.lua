@@ -1,4 +1,4 @@
---- Consent rules (API.md §5): expiry, what a contact currently reads as,
+--- Consent rules (docs/envoke-api.md §5): expiry, what a contact currently reads as,
 -- and whether a requested status change is allowed.
 -- The statuses themselves are data in `envoke.schema`.
 -- @module envoke.sandbox.consent
@@ -17,7 +17,7 @@ function consent.expires_at(status, effective)
 end
 
 --- The status a contact reads as at `now`: an expiring Implied status
--- whose expiry has passed reads as `Expired` (seed).
+-- whose expiry has passed reads as `Expired` (docs/envoke-api.md §5).
 function consent.effective_status(status, expires, now)
   if expires and now >= expires and statuses.implied[status] then return "Expired" end
   return status
@@ -28,7 +28,7 @@ local INFINITY = math.huge
 --- Decides whether the consent may move from the current record to a new one.
 -- @tparam string current the status the contact reads as now (after expiry)
 -- @tparam number|nil current_expires epoch of the current record's expiry
--- @tparam string new the requested status (seed spelling)
+-- @tparam string new the requested status (Envoke's spelling)
 -- @tparam number|nil new_expires epoch of the requested record's expiry
 -- @tparam boolean force `consent_force_downgrade`
 -- @treturn boolean allowed
@@ -53,7 +53,7 @@ function consent.change_allowed(current, current_expires, new, new_expires, forc
       downgrade = (new_expires or INFINITY) < (current_expires or INFINITY)
     end
   elseif current == "Revoked" then
-    -- Not in the seed's list, but "Not provided" would forget a revocation.
+    -- Not in Envoke's list, but "Not provided" would forget a revocation.
     downgrade = true
   end
   if downgrade and not force then

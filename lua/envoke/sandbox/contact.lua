@@ -29,7 +29,7 @@ for _, name in ipairs(schema.order) do
   end
 end
 
---- Fields a read answers, in the seed's order.
+--- Fields a read answers, in Envoke's order.
 contact.read_fields = {}
 for _, name in ipairs(schema.order) do
   if not schema.fields[name].writeonly then contact.read_fields[#contact.read_fields + 1] = name end
@@ -95,7 +95,7 @@ function contact.copy_map(t)
   return out
 end
 
---- The record as the API answers it: the seed's "Envoke Contact Object".
+--- The record as the API answers it: Envoke's example contact.
 -- @tparam[opt] table fields only these fields (the list's `fields` parameter)
 function contact.view(record, now, cat, fields)
   local out = json.object({}, contact.read_fields)

@@ -1,4 +1,4 @@
---- The API's endpoints (API.md §3): contacts, interests, autoresponders,
+--- The API's endpoints (docs/envoke-api.md §3): contacts, interests, autoresponders,
 -- settings.  Each handler is `handler(sb, req)` and returns
 -- `status, headers, body`; `req` carries the parsed query and, for writes,
 -- the decoded body (see `envoke.sandbox`).
@@ -22,7 +22,7 @@ local function append(list, more)
 end
 
 -- The duplicate checks: email unless the account allows duplicates
--- (API.md §7), remote_id always (it keys updates with keyfield=remote_id).
+-- (docs/envoke-api.md §7), remote_id always (it keys updates with keyfield=remote_id).
 local function check_unique(sb, plan, record, errors)
   local email = plan.values.email
   if email and email ~= "" and not sb.settings.allow_duplicate_emails then
@@ -48,7 +48,7 @@ local function check_external_id(plan, record, errors)
   end
 end
 
--- Finds the contact a write is about (API.md §7).
+-- Finds the contact a write is about (docs/envoke-api.md §7).
 -- @return record or nil, the key used ("id", "email", "remote_id"), problems
 local function identify(sb, req, plan, path_id)
   local problems = {}
@@ -68,7 +68,7 @@ local function identify(sb, req, plan, path_id)
     return nil, nil, problems
   end
   keyfield = keyfield or "id"
-  if keyfield == "id" and not plan.id then keyfield = "email" end -- seed: email is the default without an id
+  if keyfield == "id" and not plan.id then keyfield = "email" end -- Envoke: email is the default without an id
 
   if keyfield == "id" then
     return sb.store:get(plan.id), "id", problems

@@ -1,5 +1,5 @@
 --- Listing contacts: `filter`, `sort`, `limit`, `skip` and `fields`
--- (API.md §3, `GET /v1/contacts`).
+-- (docs/envoke-api.md §3, `GET /v1/contacts`).
 --
 -- A filter is an object of field -> condition, all of which must hold.
 -- A condition is a value (equality) or an object of operators

@@ -1,4 +1,4 @@
---- The sandbox: an offline Envoke contacts API (API.md) in pure Lua.
+--- The sandbox: an offline Envoke contacts API (docs/envoke-api.md) in pure Lua.
 --
 --     local Sandbox = require "envoke.sandbox"
 --     local sb = Sandbox.new{ api_id = "sandbox", api_key = "sandbox" }
@@ -31,7 +31,7 @@ local schema = require "envoke.schema"
 local Sandbox = {}
 Sandbox.__index = Sandbox
 
---- Largest request body accepted (API.md: over 1 MiB is a 413).
+--- Largest request body accepted (a larger one is answered 413).
 Sandbox.MAX_BODY = 1024 * 1024
 
 local ROUTES = {

@@ -2,7 +2,7 @@
 --
 -- Debian's lua-cjson 2.1.0 encodes every empty table as `{}` and cannot keep
 -- key order, but the contact object needs `[]` for empty interests and lists
--- and reads best in the seed's field order.  Tables are therefore tagged:
+-- and reads best in Envoke's field order.  Tables are therefore tagged:
 -- `json.array(t)` always encodes as an array, `json.object(t, order)` as an
 -- object with `order`'s keys first.  Untagged tables are arrays when they
 -- are non-empty sequences, objects (keys sorted) otherwise.

@@ -1,4 +1,4 @@
---- Query strings in the bracket syntax of API.md §1.
+--- Query strings in the bracket syntax of docs/envoke-api.md §1.
 --
 -- `filter[email][$in][]=a&filter[email][$in][]=b&sort[id]=DESC` becomes
 -- `{ filter = { email = { ["$in"] = { "a", "b" } } }, sort = { id = "DESC" } }`

@@ -1,4 +1,4 @@
---- The sandbox's answers: JSON bodies and the envelopes of API.md §2.
+--- The sandbox's answers: JSON bodies and the envelopes of docs/envoke-api.md §2.
 -- Every answer is `status, headers, body` with lower-case header names.
 -- @module envoke.sandbox.response
 
@@ -6,7 +6,7 @@ local json = require "envoke.sandbox.json"
 
 local response = {}
 
---- `result_text` of a 400 for invalid input (API.md §2).
+--- `result_text` of a 400 for invalid input (docs/envoke-api.md §2).
 response.VALIDATION_FAILED = "Validation failed, see 'result_data' -> 'errors'"
 
 local ENVELOPE_ORDER = { "success", "result_text", "result_data" }
@@ -36,7 +36,7 @@ function response.invalid(errors)
   return response.fail(400, response.VALIDATION_FAILED, errors)
 end
 
---- The 401 of API.md §2 (its `result_data` is an empty list).
+--- The 401 of docs/envoke-api.md §2 (its `result_data` is an empty list).
 function response.unauthorized()
   return response.json(401, json.object({ success = false, result_text = "Unauthorized", result_data = json.array() },
     ENVELOPE_ORDER), { ["www-authenticate"] = 'Basic realm="Envoke API"' })

@@ -1,7 +1,7 @@
 --- Validating the body of a contact write (insert, update, upsert).
 --
 -- Every field is checked through `envoke.schema`, every problem is
--- collected (API.md §2: all problems in one 400), and the result is a plan
+-- collected (docs/envoke-api.md §2: all problems in one 400), and the result is a plan
 -- that `envoke.sandbox.contact.apply` carries out once the contact is known:
 --
 --     { id = <key or nil>, external_id = <as sent or nil>, force = <bool>,
@@ -88,7 +88,7 @@ function write.parse(body, opts)
   end
 
   -- One field of the body; consent_expiry is read-only and "ignored on
-  -- updates" (seed), so it is not even checked.
+  -- updates" (docs/envoke-api.md §4), so it is not even checked.
   local function take(name, v, spec)
     if not spec then
       problem(name, "is an unknown field")
@@ -145,7 +145,7 @@ function write.parse(body, opts)
     if v ~= nil and name ~= "consent_expiry" then take(name, v, spec) end
   end
 
-  -- The consent fields form one consent record (seed).
+  -- The consent fields form one consent record (docs/envoke-api.md §4).
   local status = plan.values.consent_status
   local description = plan.values.consent_description
   local effective = plan.values.consent_effective_date
