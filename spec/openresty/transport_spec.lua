@@ -311,7 +311,7 @@ describe("cosocket transport outside nginx", function()
     assert.is_false(ok)
     assert.truthy(tostring(msg):find("needs nginx with the Lua module", 1, true), msg)
     -- Outside nginx the default stays libcurl.
-    local client = require("envoke").new{ base_url = "http://127.0.0.1:9" }
+    local client = require("envoke").new{ base_url = "http://127.0.0.1:9", api_id = "i", api_key = "k" }
     assert.are.equal("userdata", type(client.transport))
     client:close()
   end)
