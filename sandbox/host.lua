@@ -255,6 +255,15 @@ local function parse_args(args)
   return opts
 end
 
+-- nginx's own report of a busy port is a dozen bind() retries: one line says it.
+local function start_failure(message)
+  local port = message:match("bind%(%) to [%d.]+:(%d+) failed %(98: Address already in use%)")
+  if port then
+    return "port " .. port .. " is already in use (choose another, or leave the option out for a free one)"
+  end
+  return message
+end
+
 --- `sandbox/run`: serves in the foreground; returns the exit code.
 function host.main(args)
   local ok, opts = pcall(parse_args, args)
@@ -290,7 +299,7 @@ function host.main(args)
   end
   local started, srv = pcall(require("sandbox.nginx").start, nginx_options(opts, settings))
   if not started then
-    io.stderr:write("sandbox/run: ", tostring(srv), "\n")
+    io.stderr:write("sandbox/run: ", start_failure(tostring(srv)), "\n")
     return 1
   end
   io.stdout:write("sandbox stopped\n")

@@ -1,22 +1,42 @@
 -- examples/openresty: nginx.conf and signup.lua, run as written (only the
--- repository path and the port are put in), against the sandbox, as a
+-- install path and the port are put in), against the sandbox, as a
 -- site's sign-up form would post to it.
 local cjson = require "cjson"
 local nginx = require "sandbox.nginx"
 local openresty_rig = require "openresty_rig"
 local sandbox_server = require "sandbox_server"
+local shell = require "sandbox.shell"
+
+-- What the example's paths name, copied where nginx's workers can read it,
+-- as a deployment under /opt/lua-envoke would be: nginx started as root runs
+-- its workers as nobody, and the checkout may sit in a private (0700) home.
+local function install_site(checkout)
+  local dir = shell.tmpdir("envoke-signup-site")
+  local q = shell.quote
+  local out, code = shell.run(table.concat({
+    "set -e; cd " .. q(checkout),
+    "mkdir -p " .. q(dir .. "/examples") .. " " .. q(dir .. "/build"),
+    "cp -R lua " .. q(dir .. "/lua"),
+    "cp -R examples/openresty " .. q(dir .. "/examples/openresty"),
+    "cp -R build/luajit " .. q(dir .. "/build/luajit"),
+    "chmod -R a+rX " .. q(dir),
+  }, "\n") .. " 2>&1")
+  assert(code == 0, "could not copy the example's files: " .. out)
+  return dir
+end
 
 describe("examples/openresty sign-up form", function()
-  local srv, site
+  local srv, site, root
   setup(function()
     openresty_rig.build()
     srv = sandbox_server.start()
-    local root = nginx.repo_root()
-    local f = assert(io.open(root .. "/examples/openresty/nginx.conf", "rb"))
+    local checkout = nginx.repo_root()
+    root = install_site(checkout)
+    local f = assert(io.open(checkout .. "/examples/openresty/nginx.conf", "rb"))
     local conf = f:read("*a")
     f:close()
     site = openresty_rig.launch(conf, function(text, port)
-      local edited = text:gsub("/opt/lua%-envoke", root)
+      local edited = text:gsub("/opt/lua%-envoke", (root:gsub("%%", "%%%%")))
       local listened, listens = edited:gsub("listen 127%.0%.0%.1:8080;", "listen 127.0.0.1:" .. port .. ";")
       assert(listens == 1, "the example's listen line changed")
       assert(listened:find('lua_package_path "' .. root .. '/examples/openresty/?.lua;', 1, true)
@@ -28,6 +48,7 @@ describe("examples/openresty sign-up form", function()
   teardown(function()
     if site then site.stop() end
     if srv then srv:stop() end
+    if root then shell.run("rm -rf " .. shell.quote(root)) end
   end)
   before_each(function() srv:reset() end)
 
