@@ -40,6 +40,7 @@ end
 -- @treturn table summary: `{ total, succeeded, failed, retried, elapsed }` (elapsed in seconds)
 function bulk.run(client, op, items, opts)
   local caller = op .. "_all"
+  client:check_open()
   if type(items) ~= "table" then raise("%s: items must be a list", caller) end
   local concurrency
   opts, concurrency = check_options(opts, caller)

@@ -390,7 +390,9 @@ function checkers.custom_fields(_, v)
   table.sort(names, function(a, b) return tostring(a) < tostring(b) end)
   for _, k in ipairs(names) do
     local value, problem = checkers.string(schema.custom_field, v[k])
-    if problem then
+    if type(k) ~= "string" or k == "" or not schema.utf8_len(k) then
+      problems[#problems + 1] = "a name that is not a non-empty UTF-8 string"
+    elseif problem then
       problems[#problems + 1] = "'" .. tostring(k) .. "' " .. problem
     else
       out[k] = value
@@ -411,6 +413,7 @@ local function check_changes(spec, v)
       if type(name) == "number" and name == floor(name) and name > 0 then
         out[i] = ("%d"):format(name)
       elseif type(name) == "string" and name ~= "" then
+        if not schema.utf8_len(name) then return nil, "has a name that is not valid UTF-8 (item " .. i .. ")" end
         out[i] = name
       else
         return nil, shape .. " (item " .. i .. " is not a name)"
@@ -429,7 +432,9 @@ local function check_changes(spec, v)
         if a:lower() == action:lower() then canonical = a end
       end
     end
-    if not canonical then
+    if type(k) == "string" and not schema.utf8_len(k) then
+      problems[#problems + 1] = "a name that is not valid UTF-8"
+    elseif not canonical then
       problems[#problems + 1] = "'" .. tostring(k) .. "' must be " .. table.concat(spec.actions, ", ") ..
         ", got " .. (type(action) == "string" and "'" .. action .. "'" or type(action))
     else

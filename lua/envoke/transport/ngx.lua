@@ -33,6 +33,9 @@ local M = {}
 
 local Transport = {}
 Transport.__index = Transport
+
+-- Per transport, what carries the credential (weak keys: it goes with its transport).
+local private = setmetatable({}, { __mode = "k" })
 M.Transport = Transport
 
 local DEFAULT_MAX_BODY = 16 * 1024 * 1024
@@ -239,7 +242,7 @@ function M.new(s)
   self.zlib = load_zlib()
   self.user_agent = s.user_agent or ("lua-envoke/%s ngx_lua/%s"):format(core._VERSION,
     version_text(ngx.config.ngx_lua_version))
-  self.defaults = {
+  local defaults = {
     host = u.authority, ["user-agent"] = self.user_agent, authorization = auth,
     accept = "application/json", ["accept-encoding"] = self.zlib and "gzip" or nil,
   }
@@ -247,9 +250,10 @@ function M.new(s)
                   accept = "Accept", ["accept-encoding"] = "Accept-Encoding" }
   local block = {}
   for _, k in ipairs{ "host", "user-agent", "authorization", "accept", "accept-encoding" } do
-    if self.defaults[k] then block[#block + 1] = names[k] .. ": " .. self.defaults[k] .. "\r\n" end
+    if defaults[k] then block[#block + 1] = names[k] .. ": " .. defaults[k] .. "\r\n" end
   end
-  self.header_block = concat(block)
+  -- They carry the credential: kept out of any table a caller can walk.
+  private[self] = { defaults = defaults, header_block = concat(block) }
   self.stats = { requests = 0, connections = 0, reused = 0 }
   self.encode = core.json_encode
   -- Async state.
@@ -337,13 +341,14 @@ local function request_bytes(self, method, path, body, headers)
     framing = "\r\n"
   end
   if not (headers and next(headers)) then
-    return method .. " " .. self.prefix .. path .. " HTTP/1.1\r\n" .. self.header_block .. framing .. (body or "")
+    return method .. " " .. self.prefix .. path .. " HTTP/1.1\r\n" .. private[self].header_block .. framing
+      .. (body or "")
   end
   -- The caller's headers replace defaults of the same name (any case).
   local out = { method, " ", self.prefix, path, " HTTP/1.1\r\n" }
   local given = {}
   for k in pairs(headers) do given[lower(k)] = true end
-  for k, v in pairs(self.defaults) do
+  for k, v in pairs(private[self].defaults) do
     if not given[k] then out[#out + 1] = k .. ": " .. v .. "\r\n" end
   end
   for k, v in pairs(headers) do out[#out + 1] = k .. ": " .. tostring(v) .. "\r\n" end
