@@ -25,8 +25,8 @@ function errors.raise(fmt, ...)
   local level = 2
   while true do
     local info = debug.getinfo(level, "S")
-    if not info then return error(message, 0) end
-    if not in_library(info) then return error(message, level) end
+    if not info then error(message, 0) end
+    if not in_library(info) then error(message, level) end
     level = level + 1
   end
 end
