@@ -46,24 +46,42 @@ describe("installation", function()
     assert.are.equal(version .. " " .. version, loaded)
   end)
 
-  it("luarocks make (offline) builds a tree the library loads from", function()
-    local tree = tmp .. "/rocks"
-    local config = tmp .. "/luarocks-config.lua"
-    local f = assert(io.open(config, "w"))
-    f:write('rocks_servers = {}\nrocks_provided = { ["lua-cjson"] = "2.1.0-1" }\n')
-    f:close()
-    -- Built in a copy so the object files land outside the work tree.
-    local src = tmp .. "/src"
-    assert.is_true(select(2, sh("mkdir -p " .. src .. " && cp -r src lua *.rockspec " .. src)))
-    local extra = jit and ' LUA_INCDIR=/usr/include/luajit-2.1 CFLAGS="-O2 -fPIC"' or ""
-    local cmd = ("cd %s && LUAROCKS_CONFIG=%s luarocks --lua-version=%s --tree=%s make --deps-mode=none %s%s")
-      :format(src, config, abi, tree, "lua-envoke-" .. version .. "-1.rockspec", extra)
-    local out, ok = sh(cmd)
-    assert.is_true(ok, out)
-    local loaded, ok2 = load_from_tree(tree)
-    assert.is_true(ok2, loaded)
-    assert.are.equal(version .. " " .. version, loaded)
-  end)
+  -- The README's LuaRocks command for this Lua (its LuaJIT line, or its 5.4 line
+  -- with this version), with a --tree of the spec's own.
+  local function documented_luarocks(tree, rockspec)
+    local readme = read("README.md"):gsub("\\\n%s*", " ")
+    local chosen
+    for line in readme:gmatch("[^\n]+") do
+      if line:find("^LUAROCKS_CONFIG=luarocks%-debian%.lua luarocks ") then
+        if jit and line:find("luajit-2.1", 1, true) then chosen = line end
+        if not jit and line:find("--lua-version=5.4", 1, true) then
+          chosen = line:gsub("%-%-lua%-version=5%.4", "--lua-version=" .. abi)
+        end
+      end
+    end
+    assert(chosen, "the README has no LuaRocks command for " .. lua_name)
+    chosen = chosen:gsub("%s+#.*$", ""):gsub(" luarocks ", " luarocks --tree=" .. shell.quote(tree) .. " ", 1)
+    return (chosen:gsub("lua%-envoke%-[%w.]+%-1%.rockspec", rockspec))
+  end
+
+  for _, which in ipairs{ "release", "scm" } do
+    it("luarocks make (offline, as the README says) builds a " .. which .. " tree the library loads from, quietly",
+      function()
+      local tree = tmp .. "/rocks-" .. which
+      local rockspec = which == "scm" and "lua-envoke-scm-1.rockspec" or ("lua-envoke-" .. version .. "-1.rockspec")
+      -- Built in a copy so the object files land outside the work tree.
+      local src = tmp .. "/src-" .. which
+      assert.is_true(select(2, sh("mkdir -p " .. src .. " && cp -r src lua *.rockspec luarocks-debian.lua " .. src)))
+      local out, ok = sh("cd " .. src .. " && " .. documented_luarocks(tree, rockspec) .. " 2>&1")
+      assert.is_true(ok, out)
+      for _, noise in ipairs{ "Missing dependencies", "Warning", "not installed", "Error" } do
+        assert.falsy(out:find(noise, 1, true), out)
+      end
+      local loaded, ok2 = load_from_tree(tree)
+      assert.is_true(ok2, loaded)
+      assert.are.equal(version .. " " .. version, loaded)
+    end)
+  end
 
   it("the rockspec names the version of src/version.h, every C source and every Lua module", function()
     local spec = read("lua-envoke-" .. version .. "-1.rockspec")
