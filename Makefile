@@ -120,4 +120,5 @@ lint:
 DOC_DEBS := lua-ldoc lua-markdown lua5.1
 doc:
 	@$(MAKE) -s deps DEBS="$(DOC_DEBS)"
+	@rm -rf build/doc
 	@lua5.1 "$$(command -v ldoc)" -c config.ld .

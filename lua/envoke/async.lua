@@ -209,6 +209,7 @@ end
 -- timeout_ms for answers, runs callbacks of finished calls.
 -- @tparam[opt=0] number timeout_ms 0 never waits
 -- @treturn integer how many calls finished during this poll
+-- @local
 function Engine:poll(timeout_ms)
   timeout_ms = timeout_ms or 0
   local client = self.client
@@ -269,6 +270,7 @@ end
 --- Drives the calls in flight until none is pending or `ms` milliseconds have passed.
 -- @local
 -- @treturn boolean true when none is pending
+-- @local
 function Engine:drain(ms)
   local deadline = core.now() + ms
   while self.pending > 0 and not self.client.closed do
@@ -308,6 +310,7 @@ function async.round_ms(ms)
 end
 
 --- The longest wait `poll`, `wait` and `drain` accept: one day, in milliseconds.
+-- @local
 async.MAX_WAIT_MS = 86400000
 
 return async

@@ -38,6 +38,7 @@ end
 --   `on_result(i, result)` as each finishes, `on_progress(done, total)`
 -- @treturn table results: `results[i] = { ok = bool, contact = c, err = err, attempts = n }`
 -- @treturn table summary: `{ total, succeeded, failed, retried, elapsed }` (elapsed in seconds)
+-- @local
 function bulk.run(client, op, items, opts)
   local caller = op .. "_all"
   client:check_open()

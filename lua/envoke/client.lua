@@ -191,6 +191,7 @@ local json_members = core.json_members
 -- text, for the contact to decode only when read.
 -- @treturn table|string|nil decoded body (any 2xx), raw result_data, or nil
 -- @treturn table err when the first value is nil
+-- @local
 function Client:outcome(status, raw, headers, envelope)
   if not status then return nil, self.redact(errors.from_transport(raw)) end
   local data, err
@@ -391,6 +392,7 @@ end
 
 --- Checks an id the way a path needs it: a plain integer 1..4294967295.
 -- @treturn string its decimal text
+-- @local
 function Client.id_text(id, where)
   local n, problem = schema.normalize("id", id)
   if not n then raise("%s: id %s", where, problem) end

@@ -522,6 +522,7 @@ function Contact:delete_async(callback) return run_async(self, callback, plans.d
 function Contact:reload_async(callback) return run_async(self, callback, plans.reload(self)) end
 
 --- The metatable of contact objects (to recognise them).
+-- @local
 Contact.metatable = mt
 
 return Contact

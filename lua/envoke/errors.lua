@@ -18,6 +18,7 @@ end
 -- never one of the library's.
 -- @tparam string fmt a `string.format` pattern (the message gets an "envoke: " prefix)
 -- @param ... its arguments
+-- @local
 function errors.raise(fmt, ...)
   local message = select("#", ...) > 0 and fmt:format(...) or fmt
   -- "envoke.new: …" and "envoke.core: …" name their function already.
@@ -34,6 +35,7 @@ end
 --- The reason of an error raised by `raise` (or any Lua error), without its position.
 -- @param e an error value
 -- @treturn string
+-- @local
 function errors.reason(e)
   return (tostring(e):gsub("^[^\n]-:%d+: ", ""):gsub("^envoke: ", ""))
 end
@@ -49,6 +51,7 @@ local function plain(s) return (s:gsub("%p", "%%%0")) end
 -- server may echo a credential back).
 -- @tparam table secrets strings (nil entries allowed)
 -- @treturn function `redact(err)` returning err
+-- @local
 function errors.redactor(secrets)
   local patterns = {}
   for _, secret in pairs(secrets) do
@@ -94,6 +97,7 @@ end
 --   unavailable (inside nginx, a phase without cosockets)
 -- @tparam table fields status, message, errors, retryable, ...
 -- @treturn table the error
+-- @local
 function errors.new(kind, fields)
   local e = fields or {}
   e.kind = kind
@@ -110,6 +114,7 @@ end
 
 --- Wraps a failure reported by a transport (`envoke.core` or the cosocket one).
 -- @tparam table t `{kind, message, curl_code, sent, retryable}`
+-- @local
 function errors.from_transport(t)
   return errors.new(t.kind, {
     message = t.message, curl_code = t.curl_code, sent = t.sent, retryable = t.retryable,
@@ -138,6 +143,7 @@ end
 --- Seconds to wait from a `Retry-After` value (seconds or an HTTP date), or nil.
 -- @tparam string|nil value
 -- @tparam[opt] number now epoch seconds (default os.time())
+-- @local
 function errors.retry_after(value, now)
   if type(value) ~= "string" then return nil end
   local seconds = tonumber(value:match("^%s*(%d+)%s*$"))
@@ -158,6 +164,7 @@ end
 -- @param data the decoded body, or nil when it was not JSON
 -- @tparam[opt] table headers lower-cased names
 -- @tparam[opt] string raw the body as received
+-- @local
 function errors.from_response(status, data, headers, raw)
   local list, message = {}, nil
   if type(data) == "table" then

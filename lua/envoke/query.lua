@@ -22,6 +22,7 @@ end
 --- Percent-encodes everything but RFC 3986's unreserved characters.
 -- @tparam string s
 -- @treturn string
+-- @local
 function query.escape(s)
   return (gsub(s, "[^%w%-%._~]", escape_byte))
 end
@@ -135,6 +136,7 @@ end
 --- Checks a filter table: raises (at the caller's line) on anything that
 -- would not reach Envoke as written.
 -- @tparam table filter
+-- @local
 function query.check_filter(filter)
   check_node(filter, "filter", {}, 0)
 end
@@ -143,6 +145,7 @@ end
 -- Nested tables become bracket paths; lists of scalars `[]`, lists of tables `[0]`, `[1]`.
 -- @tparam table params
 -- @treturn string
+-- @local
 function query.encode(params)
   local parts = {}
   for _, k in ipairs(sorted_keys(params, "query")) do
@@ -152,6 +155,7 @@ function query.encode(params)
 end
 
 --- A path with a query string appended when params has any.
+-- @local
 function query.path(path, params)
   if params == nil or next(params) == nil then return path end
   return path .. "?" .. query.encode(params)

@@ -13,6 +13,7 @@ Bucket.__index = Bucket
 --- A bucket that allows `rate` requests per second.
 -- @tparam number rate > 0
 -- @tparam number now the current time in milliseconds (monotonic)
+-- @local
 function ratelimit.new(rate, now)
   if type(rate) ~= "number" or not (rate >= MIN_RATE and rate <= 1e6) then
     require("envoke.errors").raise("envoke.new: option 'rate_limit' must be a number of requests per second"
@@ -25,6 +26,7 @@ end
 --- Reserves one request's slot.
 -- @tparam number now milliseconds, same clock as `new`
 -- @treturn number milliseconds to wait before sending (0: send now)
+-- @local
 function Bucket:reserve(now)
   local tokens = self.tokens + (now - self.stamp) * self.per_ms
   if tokens > self.capacity then tokens = self.capacity end

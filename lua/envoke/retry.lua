@@ -13,6 +13,7 @@ local raise = require("envoke.errors").raise
 local retry = {}
 
 --- The defaults, in seconds.
+-- @local
 retry.defaults = { max = 3, base_delay = 0.1, max_delay = 10, max_elapsed = 60, max_retry_after = 60 }
 
 local FIELDS = { max = true, base_delay = true, max_delay = true, max_elapsed = true, max_retry_after = true }
@@ -21,6 +22,7 @@ local FIELDS = { max = true, base_delay = true, max_delay = true, max_elapsed = 
 -- @param opt nil (defaults), a number of retries (0 turns retrying off), or a
 --   table with any of `max`, `base_delay`, `max_delay`, `max_elapsed`, `max_retry_after`
 -- @treturn table|nil the policy, or nil when retrying is off
+-- @local
 function retry.policy(opt)
   local p = {}
   for k, v in pairs(retry.defaults) do p[k] = v end
@@ -50,6 +52,7 @@ end
 -- @tparam table err the failure (`retryable`, `sent`, `retry_after`)
 -- @tparam boolean idempotent whether sending the request twice is harmless
 -- @tparam number elapsed seconds since the first attempt began
+-- @local
 function retry.delay(p, attempts, err, idempotent, elapsed)
   if attempts > p.max or not err.retryable then return nil end
   if not idempotent and err.sent ~= false then return nil end

@@ -103,6 +103,7 @@ schema.consent = {
 --- Envoke's spelling of a consent status, matched case-insensitively.
 -- @tparam string s a status as a client wrote it
 -- @treturn string|nil the Envoke's spelling, or nil when it is no status
+-- @local
 function schema.consent.canonical(s)
   if type(s) ~= "string" then return nil end
   return CONSENT_SPELLINGS[s:lower()]
@@ -116,6 +117,7 @@ end
 -- Strict: rejects overlong forms, surrogates and code points above U+10FFFF.
 -- @tparam string s
 -- @treturn integer|nil characters, or nil when `s` is not valid UTF-8
+-- @local
 function schema.utf8_len(s)
   if not s:find("[\128-\255]") then return #s end
   local n, i, len = 0, 1, #s
@@ -200,14 +202,17 @@ local function valid_date(y, m, d)
 end
 
 --- Calendar helpers shared by the `datetime` and `date` field types.
+-- @local
 schema.time = {}
 
 --- Seconds since the epoch of a UTC calendar time.
+-- @local
 function schema.time.epoch(y, m, d, hh, mm, ss)
   return days_from_civil(y, m, d) * 86400 + (hh or 0) * 3600 + (mm or 0) * 60 + (ss or 0)
 end
 
 --- UTC calendar fields of an epoch time: year, month, day, hour, minute, second.
+-- @local
 function schema.time.civil(t)
   t = floor(t)
   local days = floor(t / 86400)
@@ -218,6 +223,7 @@ end
 
 --- The same time of day `n` calendar months later, clamped to the month's
 -- last day (Aug 31 + 6 months = Feb 28/29).
+-- @local
 function schema.time.add_months(t, n)
   local y, m, d, hh, mm, ss = schema.time.civil(t)
   local months = y * 12 + (m - 1) + n
@@ -229,11 +235,13 @@ function schema.time.add_months(t, n)
 end
 
 --- RFC 3339 text in UTC, as the API answers it: `2017-10-27T18:19:57+00:00`.
+-- @local
 function schema.time.format_datetime(t)
   return ("%04d-%02d-%02dT%02d:%02d:%02d+00:00"):format(schema.time.civil(t))
 end
 
 --- `yyyy-mm-dd` of an epoch time (UTC).
+-- @local
 function schema.time.format_date(t)
   local y, m, d = schema.time.civil(t)
   return ("%04d-%02d-%02d"):format(y, m, d)
@@ -244,6 +252,7 @@ end
 -- second; a leap second (`:60`) counts as `:59`.
 -- @tparam string s
 -- @treturn integer|nil seconds since the epoch, or nil when `s` is no date-time
+-- @local
 function schema.time.parse_datetime(s)
   if type(s) ~= "string" then return nil end
   local y, mo, d, hh, mi, ss, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[Tt ](%d%d):(%d%d):(%d%d)(.*)$")
@@ -268,6 +277,7 @@ end
 
 --- Parses a `yyyy-mm-dd` date.
 -- @treturn integer|nil seconds since the epoch of that day's midnight UTC
+-- @local
 function schema.time.parse_date(s)
   if type(s) ~= "string" then return nil end
   local y, m, d = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
@@ -294,6 +304,7 @@ local to_integer = math.tointeger or function(v) return v end
 --- Whether a decoded JSON table is an array (keys exactly 1..n).
 -- An empty table counts as both an array and an object.
 -- @treturn boolean
+-- @local
 function schema.is_array(t)
   local n = 0
   for k in pairs(t) do
@@ -450,6 +461,7 @@ checkers.autoresponders = check_changes
 
 --- The spec of a field name, including `custom_fields.<name>` paths.
 -- @treturn table|nil
+-- @local
 function schema.field(name)
   if type(name) ~= "string" then return nil end
   local spec = schema.fields[name]
@@ -464,6 +476,7 @@ end
 -- @param value as decoded from JSON
 -- @return the normalized value (Envoke's spelling, lower-case language, UTC
 --   date-time, integer id, canonical Set/Unset/Dequeue) or nil, problem
+-- @local
 function schema.normalize(name, value)
   local spec = schema.field(name)
   if not spec then return nil, "is an unknown field" end
@@ -475,6 +488,7 @@ end
 -- @param value as decoded from JSON
 -- @return the normalized value, or nil and a problem phrase without the
 --   field's name, such as "is too long (61 characters, maximum 60)"
+-- @local
 function schema.check(name, value)
   local spec = schema.field(name)
   if not spec then return nil, "is an unknown field" end
@@ -485,6 +499,7 @@ end
 --- The changes an `interests` or `autoresponders` value asks for, in a fixed
 -- order: `{ {key = "International", action = "Set"}, ... }`.
 -- @param value a value `check` has normalized
+-- @local
 function schema.changes(value)
   local list = {}
   if schema.is_array(value) then

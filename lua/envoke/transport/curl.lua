@@ -9,6 +9,7 @@ local curl = {}
 local function ms(seconds) return seconds and math.floor(seconds * 1000 + 0.5) end
 
 --- A pool for the client's settings (see `envoke.new`).
+-- @local
 function curl.new(s)
   local auth_user, auth_key = s.api_id, s.api_key
   if s.token then auth_user, auth_key = nil, nil end

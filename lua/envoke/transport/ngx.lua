@@ -77,6 +77,7 @@ end
 --- Waits `ms` milliseconds by yielding (retries, the rate limit). A plain
 -- function, as the client calls it. Where nothing can yield it returns at
 -- once: the call that follows then fails with the phase error.
+-- @local
 function Transport.sleep(ms)
   if ms > 0 and yieldable() then ngx.sleep(ms / 1000) end
 end
@@ -643,6 +644,7 @@ end
 
 --- Same contract as `envoke.core` pool:request: status, body, headers for any
 -- HTTP status, or nil, err. Yields while waiting; never blocks the worker.
+-- @local
 function Transport:request(method, path, body, headers)
   body = check_request(self, method, path, body, headers)
   return send_request(self, method, path, body, headers)
@@ -683,6 +685,7 @@ end
 
 --- Starts a request on a light thread and returns its id at once.
 -- In a phase without cosockets the request finishes at once with the phase error.
+-- @local
 function Transport:submit(method, path, body, headers)
   body = check_request(self, method, path, body, headers)
   self.next_id = self.next_id + 1
@@ -739,6 +742,7 @@ end
 -- 0 never waits and never yields: requests progress whenever the caller
 -- yields (any cosocket call, ngx.sleep, or perform with a timeout).
 -- @treturn integer how many requests are still running
+-- @local
 function Transport:perform(timeout_ms)
   if self.closed then error("envoke.transport.ngx: attempt to use a closed transport", 2) end
   timeout_ms = timeout_ms or 0
@@ -768,6 +772,7 @@ function Transport:perform(timeout_ms)
 end
 
 --- The next finished request: id, status, body, headers | id, nil, err | nil.
+-- @local
 function Transport:finished()
   local head = self.done_head
   if head > self.done_tail then return nil end
@@ -780,6 +785,7 @@ end
 --- Drops a request: a running one's light thread is killed (when this
 -- coroutine started it; otherwise it runs on and its result is discarded).
 -- @treturn boolean true when it was pending
+-- @local
 function Transport:cancel(id)
   local job = self.running[id]
   if job then
@@ -804,11 +810,13 @@ function Transport:cancel(id)
 end
 
 --- How many submitted requests have not been collected.
+-- @local
 function Transport:pending()
   return self.nrunning + (self.done_tail - self.done_head + 1)
 end
 
 --- Cancels what runs and drops what waits (idempotent). Later calls raise.
+-- @local
 function Transport:close()
   if self.closed then return end
   for id in pairs(self.running) do self:cancel(id) end

@@ -14,6 +14,7 @@ local private = setmetatable({}, { __mode = "k" })
 --- A transport with its own sandbox server.
 -- @tparam table s the client's settings; `s.sandbox` may hold `server` (an
 --   existing `envoke.sandbox` object to share) or `catalogue` and `clock`.
+-- @local
 function Transport.new(s)
   local o = s.sandbox or {}
   local api_id, api_key = s.api_id or "sandbox", s.api_key or "sandbox"
@@ -35,11 +36,13 @@ function Transport.new(s)
 end
 
 --- The sandbox server this transport talks to (for a test's own checks).
+-- @local
 function Transport:server()
   return private[self].server
 end
 
 --- Same contract as `envoke.core` pool:request.
+-- @local
 function Transport:request(method, path, body, headers)
   if self.closed then error("envoke.transport.sandbox: attempt to use a closed transport", 2) end
   if type(body) == "table" then body = self.encode(body) end
@@ -56,6 +59,7 @@ function Transport:request(method, path, body, headers)
 end
 
 --- Answers at once; the result waits for `finished`.
+-- @local
 function Transport:submit(method, path, body, headers)
   self.next_id = self.next_id + 1
   local r = { self.next_id, self:request(method, path, body, headers) }

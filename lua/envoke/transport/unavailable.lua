@@ -9,6 +9,7 @@ Transport.__index = Transport
 
 --- A transport that refuses everything with `reason`.
 -- @tparam string reason what the error message says
+-- @local
 function Transport.new(reason)
   return setmetatable({ reason = reason, done = {}, next_id = 0 }, Transport)
 end
@@ -18,11 +19,13 @@ local function failure(self)
 end
 
 --- Same contract as `envoke.core` pool:request: here always nil, err.
+-- @local
 function Transport:request()
   return nil, failure(self)
 end
 
 --- Queues the failure for `finished`.
+-- @local
 function Transport:submit()
   self.next_id = self.next_id + 1
   self.done[#self.done + 1] = self.next_id
