@@ -139,6 +139,33 @@ describe("make doc", function()
     return
   end
 
+  it("documents only public modules; every documented function of the others is @local", function()
+    local public = {}
+    for path in read("config.ld"):gmatch('"(lua/envoke/[%w_/]+%.lua)"') do public[path] = true end
+    assert.truthy(public["lua/envoke/init.lua"] and public["lua/envoke/client.lua"], "config.ld lists no modules")
+    local unmarked = {}
+    for path in shell.run("find lua/envoke -name '*.lua' -not -path '*/sandbox/*' | sort"):gmatch("%S+") do
+      if not public[path] then
+        local doc, n = nil, 0
+        for line in (read(path) .. "\n"):gmatch("([^\n]*)\n") do
+          n = n + 1
+          if line:match("^%s*%-%-%-[^%-]") or line:match("^%s*%-%-%-$") then
+            doc = { local_tag = false }
+          elseif doc and line:match("^%s*%-%-") then
+            if line:find("@local", 1, true) then doc.local_tag = true end
+          elseif doc then
+            -- The module's own comment ends in @module; a function's doc needs @local.
+            if line:match("^%s*function ") and not doc.local_tag then
+              unmarked[#unmarked + 1] = path .. ":" .. n .. ": " .. line
+            end
+            doc = nil
+          end
+        end
+      end
+    end
+    assert.are.same({}, unmarked)
+  end)
+
   it("writes the reference without a single warning", function()
     local out, code = shell.run("make -s doc 2>&1")
     assert.are.equal(0, code, out)
