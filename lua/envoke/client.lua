@@ -403,37 +403,16 @@ local function contact_of(self, data)
   return Contact.from_server(self, data)
 end
 
--- Envoke answers an empty object (or null) for an id it does not know.
-local function finish_get(plan, data)
-  local self = plan.client
-  if data == self.json.null or type(data) ~= "table" or next(data) == nil then
-    return nil, errors.new("not_found", { message = "no contact with id " .. plan.id })
-  end
-  return contact_of(self, data)
-end
-
--- A list answer must be an array of objects; anything else is the server's fault.
-local function list_items(data)
-  if type(data) ~= "table" or (next(data) ~= nil and not schema.is_array(data)) then
-    return nil, errors.new("protocol", { message = "a list was answered with something other than an array" })
-  end
-  for i, item in ipairs(data) do
-    if type(item) ~= "table" or (next(item) ~= nil and schema.is_array(item)) then
-      return nil, errors.new("protocol", { message = ("item %d of a list answer is not a contact object"):format(i) })
-    end
-  end
-  return data
-end
-
 local function finish_list(plan, data)
-  local items, err = list_items(data)
+  local items, err = Contact.list_items(data)
   if not items then return nil, err end
+  if plan.key then
+    local item, missing = Contact.matching(items, plan.key, plan.value)
+    if not item then return nil, missing end
+    return contact_of(plan.client, item)
+  end
   local out = {}
   for i, item in ipairs(items) do out[i] = contact_of(plan.client, item) end
-  if plan.first then
-    if out[1] then return out[1] end
-    return nil, errors.new("not_found", { message = "no contact with " .. plan.first })
-  end
   return out
 end
 
@@ -467,10 +446,12 @@ end
 -- What each lookup sends and how its answer is read; shared by blocking and async calls.
 local plans = {}
 
+-- A read by id is a list filtered on the id: the form Envoke documents (a
+-- `GET /v1/contacts/{id}` route is not confirmed anywhere).
 function plans.get(self, id)
-  local text = Client.id_text(id, "get", 5)
-  return { method = "GET", path = "/v1/contacts/" .. text, idempotent = true, client = self, id = text,
-           finish = finish_get }
+  local text = Client.id_text(id, "get")
+  return { method = "GET", path = Contact.by_id_path(text), idempotent = true, client = self,
+           key = "id", value = schema.normalize("id", text), finish = finish_list }
 end
 
 function plans.list(self, opts, caller)
@@ -495,7 +476,7 @@ function plans.find(self, key)
     raise("find: %s %s", name, problem or "must not be empty")
   end
   local plan = plans.list(self, { filter = { [name] = value }, limit = 1 }, "find")
-  plan.first = name .. " " .. tostring(value)
+  plan.key, plan.value = name, ok
   return plan
 end
 
@@ -543,11 +524,44 @@ function Client:list_async(opts, callback) return async_call(self, callback, pla
 --- Non-blocking `ping`.
 function Client:ping_async(callback) return async_call(self, callback, plans.ping(self)) end
 
---- Every matching contact, paging with `skip`/`limit` by itself.
+-- Keyset paging: a walk in id order that asks each time for ids after the last
+-- one seen, so contacts inserted or deleted meanwhile never shift a page.
+local function keyset_page(params, last)
+  if not last then return params.filter end
+  local after = { id = { ["$gt"] = last } }
+  if not params.filter then return after end
+  return { ["$and"] = { params.filter, after } }
+end
+
+-- With another sort only skip/limit can page: a live change may then shift it.
+local function keyset_ok(sort)
+  if sort == nil then return true end
+  local n, dir = 0, nil
+  for k, v in pairs(sort) do
+    n = n + 1
+    if k ~= "id" then return false end
+    dir = v
+  end
+  return n == 1 and type(dir) == "string" and dir:upper() == "ASC"
+end
+
+local function with_id(fields)
+  if fields == nil then return nil end
+  for name in fields:gmatch("[^,%s]+") do
+    if name == "id" then return fields end
+  end
+  return "id," .. fields
+end
+
+--- Every matching contact, paging by itself.
 --    for c, err in client:contacts{ filter = { consent_status = "Express" } } do
 --      if not c then error(err) end
 --      print(c.email)
 --    end
+-- Without `sort` (or with `sort = { id = "ASC" }`) it walks by id
+-- (`filter[id][$gt]=<last id>`, `sort[id]=ASC`), so contacts inserted or deleted
+-- during the walk never make it skip or repeat another. With another sort it
+-- pages with `skip`/`limit`, where a concurrent insert or delete can shift a page.
 -- On a failure the loop yields `false, err` once and stops.
 -- @tparam[opt] table opts as `list`, with `page_size` (1..100, default 100) instead of `limit`
 -- @treturn function an iterator
@@ -556,19 +570,33 @@ function Client:contacts(opts)
   if opts and opts.limit then raise("contacts: use page_size, not limit") end
   check_count(opts and opts.page_size, "page_size", 100, "contacts")
   local page_size = opts and opts.page_size or 100
-  local skip = params.skip or 0
+  local keyset = keyset_ok(params.sort)
+  local fields = keyset and with_id(params.fields) or params.fields
+  local skip, last = params.skip or 0, nil
   local page, index, done = {}, 0, false
+  local function next_page()
+    local list, err
+    if keyset then
+      list, err = self:list{ filter = keyset_page(params, last), sort = { id = "ASC" }, fields = fields,
+                             limit = page_size, skip = last == nil and params.skip or nil }
+    else
+      list, err = self:list{ filter = params.filter, sort = params.sort, fields = fields,
+                             limit = page_size, skip = skip }
+    end
+    if not list then return nil, err end
+    skip = skip + #list
+    if list[1] then last = list[#list].id end
+    return list
+  end
   return function()
     if done then return nil end
     index = index + 1
     if page[index] == nil then
       if page.short then done = true return nil end
-      local list, err = self:list{ filter = params.filter, sort = params.sort, fields = params.fields,
-                                   limit = page_size, skip = skip }
+      local list, err = next_page()
       if not list then done = true return false, err end
       page, index = list, 1
       page.short = #list < page_size
-      skip = skip + #list
       if list[1] == nil then done = true return nil end
     end
     return page[index]

@@ -92,22 +92,54 @@ local function blank(client)
   return setmetatable({ [CLIENT] = client, [FIELDS] = {}, [CHANGES] = {}, [CLEAR] = false }, mt)
 end
 
+-- Fields the server owns (read-only), taken as read: a contact made from an
+-- export or from another contact's fields() keeps them and never sends them.
+local function take_owned(self, k, v)
+  if k == "id" then
+    if v == "" then return end
+    local id, problem = schema.normalize("id", v)
+    if not id then fail("contact field 'id' %s", problem) end
+    v = id
+  end
+  rawget(self, FIELDS)[k] = v
+end
+
+-- A status only Envoke sets (Expired, a spam report) read back from Envoke is
+-- kept as read: it cannot be sent, and neither can the record it belongs to.
+local function keep_envoke_consent(self)
+  local changes = rawget(self, CHANGES)
+  local status = schema.consent.canonical(changes.consent_status)
+  if status and schema.consent.envoke_only[status] then
+    local fields = rawget(self, FIELDS)
+    fields.consent_status, changes.consent_status = changes.consent_status, nil
+    fields.consent_effective_date, changes.consent_effective_date = changes.consent_effective_date, nil
+  end
+end
+
 --- A new contact (what `client:contact` returns). `fields.id` addresses an
--- existing contact; every other field goes through `set`.
+-- existing contact; the other fields the server owns (`external_id`,
+-- `consent_expiry`, `date_created`) are kept as read and never sent, so a
+-- contact round-trips from `fields()` or an export; every other field goes
+-- through `set`.
 -- @local
 function Contact.new(client, fields)
   local self = blank(client)
-  if fields ~= nil then
-    if type(fields) ~= "table" then fail("contact fields must be a table, got %s", type(fields)) end
-    for k, v in pairs(fields) do
-      if k == "id" then
-        local id, problem = schema.normalize("id", v)
-        if not id then fail("contact field 'id' %s", problem) end
-        rawget(self, FIELDS).id = id
-      else
-        Contact.set(self, k, v)
-      end
+  if fields == nil then return self end
+  if type(fields) ~= "table" then fail("contact fields must be a table, got %s", type(fields)) end
+  local envoke_status
+  for k, v in pairs(fields) do
+    local spec = schema.fields[k]
+    if spec and spec.readonly then
+      take_owned(self, k, v)
+    elseif k == "consent_status" and schema.consent.envoke_only[schema.consent.canonical(v) or ""] then
+      envoke_status = v
+    else
+      Contact.set(self, k, v)
     end
+  end
+  if envoke_status then
+    rawget(self, CHANGES).consent_status = envoke_status
+    keep_envoke_consent(self)
   end
   return self
 end
@@ -271,13 +303,13 @@ end
 --   `force_downgrade` (allow a lower status than the current one)
 -- @return self
 function Contact:consent(status, description, opts)
-  local canonical = check("consent_status", status)
+  local spelled = check("consent_status", status)
   local changes = rawget(self, CHANGES)
-  if schema.consent.sendable[canonical] and (description == nil or description == "") then
-    fail("consent '%s' needs a description (required for every sendable status)", canonical)
+  if schema.consent.sendable[schema.consent.canonical(spelled)] and (description == nil or description == "") then
+    fail("consent '%s' needs a description (required for every sendable status)", spelled)
   end
   if description ~= nil then changes.consent_description = check("consent_description", description) end
-  changes.consent_status = canonical
+  changes.consent_status = spelled
   if opts ~= nil then
     if type(opts) ~= "table" then fail("consent options must be a table, got %s", type(opts)) end
     for k, v in pairs(opts) do
@@ -318,7 +350,7 @@ end
 -- The rules a request must meet that no single setter can see.
 local function check_request(changes)
   local status = changes.consent_status
-  if status and schema.consent.sendable[status] and not changes.consent_description then
+  if status and schema.consent.sendable[schema.consent.canonical(status)] and not changes.consent_description then
     fail("consent '%s' needs a description (required for every sendable status)", status)
   end
   if changes.consent_effective_date and not status then
@@ -356,12 +388,54 @@ local function finish_delete()
   return true
 end
 
-local function finish_reload(plan, data)
-  local client = rawget(plan.contact, CLIENT)
-  if data == client.json.null or type(data) ~= "table" or next(data) == nil then
-    return nil, errors.new("not_found", { status = 200, message = "no contact with id " .. plan.id })
+--- A list answer's items, when it is an array of objects; anything else is the server's fault.
+-- @local
+function Contact.list_items(data)
+  if type(data) ~= "table" or (next(data) ~= nil and not schema.is_array(data)) then
+    return nil, errors.new("protocol", { message = "a list was answered with something other than an array" })
   end
-  absorb(plan.contact, data)
+  for i, item in ipairs(data) do
+    if type(item) ~= "table" or (next(item) ~= nil and schema.is_array(item)) then
+      return nil, errors.new("protocol", { message = ("item %d of a list answer is not a contact object"):format(i) })
+    end
+  end
+  return data
+end
+
+local function same_key(a, b)
+  if type(a) == "string" and type(b) == "string" then return a:lower() == b:lower() end
+  return a == b
+end
+
+--- The first item of a list filtered on `key = value`: not_found when there is
+-- none, protocol when the server answered a contact that does not match.
+-- @local
+function Contact.matching(items, key, value)
+  local item = items[1]
+  if item == nil then
+    return nil, errors.new("not_found", { message = ("no contact with %s %s"):format(key, tostring(value)) })
+  end
+  local got = item[key]
+  if key == "id" then got = schema.normalize("id", got) end
+  if not same_key(got, value) then
+    return nil, errors.new("protocol", { message = ("asked for the contact with %s %s, the server answered another")
+      :format(key, tostring(value)) })
+  end
+  return item
+end
+
+--- The documented read of one contact: the list filtered on its id.
+-- @local
+function Contact.by_id_path(id_text)
+  return query.path("/v1/contacts", { filter = { id = id_text }, limit = 1 })
+end
+
+local function finish_reload(plan, data)
+  local items, err = Contact.list_items(data)
+  if not items then return nil, err end
+  local item, missing = Contact.matching(items, "id", schema.normalize("id", plan.id))
+  if not item then return nil, missing end
+  absorb(plan.contact, item)
   return plan.contact
 end
 
@@ -415,30 +489,38 @@ function plans.insert(self)
   return write_plan(self, "POST", "/v1/contacts", params, body, false)
 end
 
+-- An upsert is keyed by its keyfield alone: email unless told otherwise (the
+-- id only with keyfield = "id", or when the contact has nothing else), so a
+-- contact deleted in Envoke since it was read is created again, not refused.
+local function upsert_keyfield(self, opts)
+  if opts.keyfield then return opts.keyfield end
+  local email = self.email
+  if (email == nil or email == "") and id_of(self) ~= nil then return "id" end
+  return "email"
+end
+
 function plans.upsert(self, opts)
   opts = check_opts(opts, "upsert")
   local body, params = request_parts(self)
-  -- A copy: the id and key added below must not stay in the pending changes.
+  -- A copy: the key added below must not stay in the pending changes.
   local copy = {}
   for k, v in pairs(body or NO_OPTIONS) do copy[k] = v end
   body = copy
-  params = { write_empty_values = params and params.write_empty_values }
-  local id, bad = request_id(self, "upsert")
-  if bad then return nil, nil, bad end
-  if id then body.id = id end
-  local keyfield = opts.keyfield
-  if keyfield and keyfield ~= "id" then
+  params = { write_empty_values = params and params.write_empty_values, upsert = 1, keyfield = opts.keyfield }
+  local keyfield = upsert_keyfield(self, opts)
+  if keyfield == "id" then
+    local id, bad = request_id(self, "upsert")
+    if bad then return nil, nil, bad end
+    if not id then return validation("upsert: keyfield 'id', but the contact has no id") end
+    body.id = id
+  else
     local key = self[keyfield]
     if key == nil or key == "" then
+      if keyfield == "email" then return validation("upsert: the contact needs an email (or give a keyfield)") end
       return validation(("upsert: keyfield '%s', but the contact has no %s"):format(keyfield, keyfield))
     end
     body[keyfield] = key
   end
-  if not body.id and not body.email and not (keyfield and body[keyfield]) then
-    return validation("upsert: the contact needs an id, an email or its keyfield")
-  end
-  params.upsert = 1
-  params.keyfield = keyfield
   return write_plan(self, "POST", "/v1/contacts", params, body, true)
 end
 
@@ -457,7 +539,7 @@ end
 function plans.reload(self)
   local id, err = require_id(self, "reload")
   if not id then return nil, nil, err end
-  return { method = "GET", path = "/v1/contacts/" .. id, idempotent = true, contact = self, id = id,
+  return { method = "GET", path = Contact.by_id_path(id), idempotent = true, contact = self, id = id,
            finish = finish_reload }
 end
 

@@ -45,6 +45,9 @@ schema.fields = {
   custom_fields = { type = "custom_fields" },
   interests = { type = "interests", actions = { "Set", "Unset" } },
   autoresponders = { type = "autoresponders", actions = { "Set", "Unset", "Dequeue" } },
+  -- On Envoke's contact object (its webhook payloads carry it); its format is
+  -- not documented, so either date-time form is read.
+  date_created = { type = "timestamp", readonly = true },
 }
 
 --- A custom field value (`custom_fields.<name>`): nothing public gives a
@@ -57,7 +60,7 @@ schema.order = {
   "company", "phone", "address_1", "address_2", "city", "country", "province",
   "postal_code", "website", "language", "feedback", "consent_status",
   "consent_description", "consent_effective_date", "consent_expiry",
-  "consent_force_downgrade", "custom_fields", "interests", "autoresponders",
+  "consent_force_downgrade", "custom_fields", "interests", "autoresponders", "date_created",
 }
 
 -- ------------------------------------------------------------------------
@@ -75,11 +78,18 @@ local function set_of(list)
   return set
 end
 
--- Lower-cased spelling -> Envoke's spelling; Envoke's own code writes two of the
--- statuses differently, both are accepted.
-local CONSENT_SPELLINGS = {}
-for _, s in ipairs(STATUSES) do CONSENT_SPELLINGS[s:lower()] = s end
-CONSENT_SPELLINGS["implied - no expiry"] = "Implied: No Expiry"
+-- Envoke's field page and Envoke's own integration code spell two statuses
+-- differently; which one its server prefers is unknown, so a status is sent
+-- as the caller spelled it and both spellings mean the same status.
+local ALTERNATE = { ["Implied - No Expiry"] = "Implied: No Expiry", ["Not Provided"] = "Not provided" }
+
+-- Lower-cased spelling -> the status (for the rules), and -> the spelling to send.
+local CONSENT_SPELLINGS, WIRE_SPELLINGS = {}, {}
+for _, s in ipairs(STATUSES) do CONSENT_SPELLINGS[s:lower()], WIRE_SPELLINGS[s:lower()] = s, s end
+for alt, status in pairs(ALTERNATE) do
+  CONSENT_SPELLINGS[alt:lower()] = status
+  if alt:lower() ~= status:lower() then WIRE_SPELLINGS[alt:lower()] = alt end
+end
 
 schema.consent = {
   --- Envoke's spellings, sendable ones first, in Envoke's order.
@@ -107,6 +117,18 @@ schema.consent = {
 function schema.consent.canonical(s)
   if type(s) ~= "string" then return nil end
   return CONSENT_SPELLINGS[s:lower()]
+end
+
+--- The spelling of a consent status to send: the caller's own when it is one
+-- of Envoke's spellings, else (another case) that spelling in Envoke's case;
+-- never one spelling turned into the other.
+-- @tparam string s a status as a client wrote it
+-- @treturn string|nil the spelling, or nil when it is no status
+function schema.consent.spelling(s)
+  if type(s) ~= "string" then return nil end
+  local lower = s:lower()
+  if CONSENT_SPELLINGS[lower] == s or ALTERNATE[s] then return s end
+  return WIRE_SPELLINGS[lower]
 end
 
 -- ------------------------------------------------------------------------
@@ -369,7 +391,7 @@ function checkers.consent(_, v)
   if schema.consent.envoke_only[status] then
     return nil, "cannot be set to '" .. status .. "': only Envoke sets it"
   end
-  return status
+  return schema.consent.spelling(v)
 end
 
 function checkers.datetime(_, v)
@@ -378,6 +400,14 @@ function checkers.datetime(_, v)
   local t = schema.time.parse_datetime(v)
   if not t then return nil, "is not an RFC 3339 date-time" end
   return schema.time.format_datetime(t)
+end
+
+-- A server-owned time: RFC 3339, or Envoke's "yyyy-mm-dd hh:mm:ss" (UTC).
+function checkers.timestamp(_, v)
+  if type(v) ~= "string" then return nil, "must be a string, " .. got(v) end
+  if v == "" then return v end
+  if not schema.time.parse_datetime(v) then return nil, "is not a date-time" end
+  return v
 end
 
 function checkers.date(_, v)
@@ -514,6 +544,7 @@ end
 local TYPE_TEXT = {
   id = "integer 1..4294967295", string = "string", enum = "one of", consent = "consent status (docs/envoke-api.md §5)",
   datetime = "RFC 3339 date-time", date = "date yyyy-mm-dd", boolean = "boolean",
+  timestamp = "date-time (RFC 3339 or yyyy-mm-dd hh:mm:ss)",
   custom_fields = "object: name -> string", interests = "names, or name/id -> Set/Unset",
   autoresponders = "names, or name/id -> Set/Unset/Dequeue",
 }

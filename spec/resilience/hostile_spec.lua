@@ -38,7 +38,7 @@ describe("a hostile or broken server", function()
           function() return got:delete() end,
           function() return got:reload() end,
           function() return got:set("city", "Here"):save() end,
-          function() return got:upsert() end,
+          function() return got:upsert{ keyfield = "id" } end,
           function() return got:delete_async():wait(5000) end,
         } do
           local ok, e = call()

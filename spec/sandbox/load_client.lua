@@ -95,6 +95,7 @@ function ops.insert()
   if not out then return end
   if out.result_text ~= "Created" then fail("insert answered " .. tostring(out.result_text)) end
   c.id, c.external_id = out.result_data.id, out.result_data.external_id
+  c.date_created = out.result_data.date_created -- the server's clock: taken as answered
   model[c.id] = c
   live[#live + 1] = c.id
 end

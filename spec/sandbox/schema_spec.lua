@@ -34,25 +34,27 @@ describe("envoke.schema", function()
       assert.are.equal("autoresponders", schema.fields.autoresponders.type)
     end)
 
-    it("marks id, external_id and consent_expiry read-only, consent_force_downgrade write-only", function()
+    it("marks id, external_id, consent_expiry and date_created read-only, consent_force_downgrade write-only",
+    function()
       assert.is_true(schema.fields.id.readonly)
       assert.is_true(schema.fields.external_id.readonly)
       assert.is_true(schema.fields.consent_expiry.readonly)
+      assert.is_true(schema.fields.date_created.readonly)
       assert.is_true(schema.fields.consent_force_downgrade.writeonly)
       local readonly = 0
       for _, spec in pairs(schema.fields) do
         if spec.readonly then readonly = readonly + 1 end
       end
-      assert.are.equal(3, readonly)
+      assert.are.equal(4, readonly)
     end)
 
-    it("orders the fields as the seed's Envoke Contact Object", function()
+    it("orders the fields as the seed's Envoke Contact Object, then date_created (webhook payloads)", function()
       assert.are.same({
         "id", "external_id", "remote_id", "first_name", "last_name", "title", "email",
         "company", "phone", "address_1", "address_2", "city", "country", "province",
         "postal_code", "website", "language", "feedback", "consent_status",
         "consent_description", "consent_effective_date", "consent_expiry",
-        "consent_force_downgrade", "custom_fields", "interests", "autoresponders",
+        "consent_force_downgrade", "custom_fields", "interests", "autoresponders", "date_created",
       }, schema.order)
       local n = 0
       for _ in pairs(schema.fields) do n = n + 1 end
@@ -107,10 +109,14 @@ describe("envoke.schema", function()
       assert.are.equal("is not one of en, fr, ar, zh, de, it, ja, ko, pt, ru, es", problem("language", "xx"))
     end)
 
-    it("normalizes consent statuses to the seed spelling, accepting both spellings", function()
-      assert.are.equal("Implied: No Expiry", schema.check("consent_status", "Implied - No Expiry"))
+    it("keeps the caller's spelling of a consent status, normalizing only its case", function()
+      assert.are.equal("Implied - No Expiry", schema.check("consent_status", "Implied - No Expiry"))
+      assert.are.equal("Implied - No Expiry", schema.check("consent_status", "implied - no EXPIRY"))
       assert.are.equal("Implied: No Expiry", schema.check("consent_status", "implied: no expiry"))
-      assert.are.equal("Not provided", schema.check("consent_status", "Not Provided"))
+      assert.are.equal("Not Provided", schema.check("consent_status", "Not Provided"))
+      assert.are.equal("Not provided", schema.check("consent_status", "not provided"))
+      assert.are.equal("Implied: No Expiry", schema.consent.canonical("Implied - No Expiry"))
+      assert.are.equal("Not provided", schema.consent.canonical("Not Provided"))
       assert.are.equal("Express", schema.check("consent_status", "EXPRESS"))
       assert.matches("^is not one of Express, Implied %- Inquiry", problem("consent_status", "Maybe"))
     end)

@@ -161,7 +161,8 @@ describe("the seed pages' examples", function()
         patch('{"custom_fields": {"custom_field_name1": "Field Value 1"}}').custom_fields)
     end)
 
-    it("answers the Envoke Contact Object's fields, in its order, without consent_force_downgrade", function()
+    it("answers the Envoke Contact Object's fields, in its order, without consent_force_downgrade, and date_created",
+    function()
       local _, _, text = srv:request("GET", "/v1/contacts/1")
       local keys = {}
       for key in text:gsub('"custom_fields":%b{}', '"custom_fields":{}'):gmatch('"([%w_]+)":') do
@@ -171,7 +172,7 @@ describe("the seed pages' examples", function()
         "phone", "address_1", "address_2", "city", "country", "province", "postal_code", "website", "language",
         "feedback",
         "consent_status", "consent_description", "consent_effective_date", "consent_expiry", "custom_fields",
-        "interests", "autoresponders" }, keys)
+        "interests", "autoresponders", "date_created" }, keys)
     end)
 
     it("loads the seed's contact object as it is written", function()
@@ -192,6 +193,8 @@ describe("the seed pages' examples", function()
       local expected = cjson.decode(seed_object)
       expected.id = 1234
       expected.consent_force_downgrade = nil
+      assert.matches("^%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d$", c.date_created) -- set when loaded
+      c.date_created = nil
       assert.are.same(expected, c)
     end)
   end)

@@ -16,7 +16,8 @@ describe("sandbox writes", function()
           .. '"title":"","email":"new%-contact@api%-testing.com","company":"","phone":"","address_1":"","address_2":"",'
           .. '"city":"","country":"","province":"","postal_code":"","website":"","language":"","feedback":"",'
           .. '"consent_status":"Not provided","consent_description":"","consent_effective_date":"","consent_expiry":"",'
-          .. '"custom_fields":{},"interests":%[%],"autoresponders":%[%]}}$', res.body)
+          .. '"custom_fields":{},"interests":%[%],"autoresponders":%[%],'
+          .. '"date_created":"%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d"}}$', res.body)
         assert.are.equal(2, T:insert({ email = "second@example.com" }).id)
       end)
 

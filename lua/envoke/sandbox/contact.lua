@@ -74,6 +74,9 @@ function contact.value(record, field, now, cat)
     return record.consent_effective and schema.time.format_datetime(record.consent_effective) or ""
   elseif field == "consent_expiry" then
     return record.consent_expires and schema.time.format_date(record.consent_expires) or ""
+  elseif field == "date_created" then
+    -- Envoke's other dates read "yyyy-mm-dd hh:mm:ss"; the sandbox answers this one so too.
+    return record.created and (schema.time.format_datetime(record.created):gsub("T", " "):gsub("[Z+].*$", "")) or ""
   elseif field == "custom_fields" then
     return json.object(record.custom_fields and contact.copy_map(record.custom_fields) or {}, cat.custom_fields)
   elseif field == "interests" then

@@ -106,6 +106,7 @@ local function do_insert(sb, plan, errors)
   if #errors > 0 then return response.invalid(errors) end
   local record = contact.new()
   local now = sb:now()
+  record.created = now
   local notes = contact.apply(record, plan, now)
   sb.store:insert(record)
   sb:changed(notes)

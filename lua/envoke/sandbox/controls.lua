@@ -108,6 +108,8 @@ local function load_one(sb, obj, i, errors)
         problem(k .. " " .. why)
       elseif k == "consent_effective_date" then
         effective = value ~= "" and schema.time.parse_datetime(value) or nil
+      elseif k == "date_created" then
+        record.created = value ~= "" and schema.time.parse_datetime(value) or nil
       else
         record[k] = value
       end
@@ -116,6 +118,7 @@ local function load_one(sb, obj, i, errors)
   for k, v in pairs(obj) do
     if v ~= json.null and not skip[k] then load_field(k, v) end
   end
+  record.created = record.created or sb:now()
   if record.consent_status ~= schema.consent.default or effective then
     record.consent_effective = effective or sb:now()
     record.consent_expires = consent.expires_at(record.consent_status, record.consent_effective)

@@ -24,7 +24,7 @@ local MAX_LIMIT, DEFAULT_LIMIT = 100, 10
 -- How each field's values compare: "id", "datetime", "date", "list", "text".
 local function kind_of(field)
   if field == "id" then return "id" end
-  if field == "consent_effective_date" then return "datetime" end
+  if field == "consent_effective_date" or field == "date_created" then return "datetime" end
   if field == "consent_expiry" then return "date" end
   if field == "interests" or field == "autoresponders" then return "list" end
   if field == "custom_fields" then return nil end
@@ -56,7 +56,10 @@ end
 -- The record's comparable key(s) for a field.
 local function subject(record, field, kind, now, cat)
   if kind == "id" then return record.id end
-  if kind == "datetime" then return record.consent_effective or false end
+  if kind == "datetime" then
+    if field == "date_created" then return record.created or false end
+    return record.consent_effective or false
+  end
   if kind == "date" then
     return record.consent_expires and math.floor(record.consent_expires / 86400) * 86400 or false
   end

@@ -88,7 +88,8 @@ function write.parse(body, opts)
   end
 
   -- One field of the body; consent_expiry is read-only and "ignored on
-  -- updates" (docs/envoke-api.md §4), so it is not even checked.
+  -- updates" (docs/envoke-api.md §4), so it is not even checked; nor is
+  -- date_created, which Envoke sets.
   local function take(name, v, spec)
     if not spec then
       problem(name, "is an unknown field")
@@ -142,11 +143,12 @@ function write.parse(body, opts)
       v = (spec and (spec.type == "string" or spec.type == "enum" or spec.type == "consent"
         or spec.type == "datetime" or spec.type == "date")) and "" or nil
     end
-    if v ~= nil and name ~= "consent_expiry" then take(name, v, spec) end
+    if v ~= nil and name ~= "consent_expiry" and name ~= "date_created" then take(name, v, spec) end
   end
 
   -- The consent fields form one consent record (docs/envoke-api.md §4).
-  local status = plan.values.consent_status
+  -- Both of Envoke's spellings mean one status; the rules and reads use Envoke's field-page one.
+  local status = schema.consent.canonical(plan.values.consent_status)
   local description = plan.values.consent_description
   local effective = plan.values.consent_effective_date
   plan.values.consent_status, plan.values.consent_description, plan.values.consent_effective_date = nil, nil, nil
