@@ -67,5 +67,6 @@ build = {
     ["envoke.transport.ngx"] = "lua/envoke/transport/ngx.lua",
     ["envoke.transport.sandbox"] = "lua/envoke/transport/sandbox.lua",
     ["envoke.transport.unavailable"] = "lua/envoke/transport/unavailable.lua",
+    ["envoke.unapplied"] = "lua/envoke/unapplied.lua",
   },
 }

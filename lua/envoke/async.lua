@@ -178,7 +178,7 @@ end
 -- Turns a transport's answer into the handle's outcome, or schedules a retry.
 function Engine:complete(handle, status, raw, headers)
   local client, plan = self.client, handle.plan
-  local data, err = client:outcome(status, raw, headers, plan.envelope)
+  local data, err = client:outcome(status, raw, headers, plan.envelope, plan.expect)
   if client.logger then
     client:log{ event = err and "error" or "response", method = plan.method, path = plan.path,
                 status = status or nil, attempt = handle.attempts, error = err,

@@ -17,7 +17,8 @@ local Contact = {}
 
 -- Private slots, keyed by tables so no field name can collide with them.
 -- FIELDS is false while the server's answer is still raw JSON in RAW.
-local CLIENT, FIELDS, RAW, ID, CHANGES, CLEAR = {}, {}, {}, {}, {}, {}
+-- SENT is the body of the last write, to tell what the server did not apply.
+local CLIENT, FIELDS, RAW, ID, CHANGES, CLEAR, SENT = {}, {}, {}, {}, {}, {}, {}
 
 local fail = errors.raise
 
@@ -155,6 +156,7 @@ end
 -- Replaces the fields with the server's answer and forgets what was pending.
 local function absorb(self, data)
   rawset(self, FIELDS, from_json(data, rawget(self, CLIENT).json.null))
+  rawset(self, SENT, nil)
   rawset(self, RAW, nil)
   rawset(self, ID, nil)
   rawset(self, CHANGES, {})
@@ -162,7 +164,8 @@ local function absorb(self, data)
 end
 
 -- The same, from the raw JSON of a contact; `id` when the request named it.
-local function absorb_raw(self, raw, id)
+local function absorb_raw(self, raw, id, sent)
+  rawset(self, SENT, sent)
   rawset(self, FIELDS, false)
   rawset(self, RAW, raw)
   rawset(self, ID, id)
@@ -170,8 +173,32 @@ local function absorb_raw(self, raw, id)
   rawset(self, CLEAR, false)
 end
 
-local function check(name, value)
-  local v, problem = schema.check(name, value)
+-- The first n characters of a UTF-8 string (never a part of a character).
+local function first_chars(s, n)
+  local count, cut = 0, #s
+  for start in s:gmatch("()[^\128-\191]") do
+    count = count + 1
+    if count > n then cut = start - 1 break end
+  end
+  return s:sub(1, cut)
+end
+
+-- With the client's `on_overlong = "truncate"`, a text longer than its field
+-- allows is cut to the limit (the logger is told) instead of refused.
+local function fit(self, name, value)
+  local client = self and rawget(self, CLIENT)
+  if not client or client.on_overlong ~= "truncate" or type(value) ~= "string" then return value end
+  local spec = schema.field(name)
+  local n = spec and spec.max and schema.utf8_len(value)
+  if not n or n <= spec.max then return value end
+  if client.logger then
+    client:log{ event = "truncated", field = name, characters = n, max = spec.max }
+  end
+  return first_chars(value, spec.max)
+end
+
+local function check(name, value, self)
+  local v, problem = schema.check(name, fit(self, name, value))
   if v == nil then fail("contact field '%s' %s", tostring(name), problem) end
   return v
 end
@@ -197,7 +224,7 @@ function Contact:set(name, value)
   end
   if type(name) ~= "string" then fail("contact field names must be strings, got %s", type(name)) end
   if value == nil then fail("contact field '%s' needs a value (use clear to empty it)", name) end
-  local v = check(name, value)
+  local v = check(name, value, self)
   local spec = schema.fields[name]
   if not spec then
     return self:custom_field(name:sub(#"custom_fields." + 1), v) -- check() let only these through
@@ -286,7 +313,7 @@ function Contact:custom_field(name, value)
     fail("custom field names must be non-empty strings, got %s", type(name))
   end
   if not schema.utf8_len(name) then fail("custom field name is not valid UTF-8") end
-  local v = check("custom_fields." .. name, value)
+  local v = check("custom_fields." .. name, value, self)
   if v ~= "" then
     local changes = rawget(self, CHANGES)
     changes.custom_fields = changes.custom_fields or {}
@@ -308,7 +335,7 @@ function Contact:consent(status, description, opts)
   if schema.consent.sendable[schema.consent.canonical(spelled)] and (description == nil or description == "") then
     fail("consent '%s' needs a description (required for every sendable status)", spelled)
   end
-  if description ~= nil then changes.consent_description = check("consent_description", description) end
+  if description ~= nil then changes.consent_description = check("consent_description", description, self) end
   changes.consent_status = spelled
   if opts ~= nil then
     if type(opts) ~= "table" then fail("consent options must be a table, got %s", type(opts)) end
@@ -338,6 +365,18 @@ function Contact:changes()
     out[k] = v
   end
   return out
+end
+
+--- The fields the last write asked for that the server's answer does not
+-- show, e.g. `{ "consent_status" }` for a refused downgrade or
+-- `{ "autoresponders" }` for a nurture skipped for lack of consent (Envoke
+-- answers both with a 200). Empty after a write that applied everything, and
+-- before any write.
+-- @treturn table sorted field names
+function Contact:unapplied()
+  local sent = rawget(self, SENT)
+  if not sent then return {} end
+  return require("envoke.unapplied").fields(sent, fields_of(self))
 end
 
 --- The fields as the server last answered them (a copy, for printing or export).
@@ -380,7 +419,7 @@ end
 
 -- Takes in the result_data of a write envelope (its raw JSON, see Client:outcome).
 local function finish_write(plan, raw)
-  absorb_raw(plan.contact, raw, plan.id)
+  absorb_raw(plan.contact, raw, plan.id, plan.body)
   return plan.contact
 end
 
@@ -452,9 +491,14 @@ local function request_parts(self)
   return changes, NO_PARAMS
 end
 
+-- What a 400 may mean, by request: only an insert can hit an existing email,
+-- only a request that names an existing contact can find it missing.
+local EXPECT_INSERT, EXPECT_WRITE, EXPECT_DELETE = { "duplicate" }, { "not_found", "duplicate" }, { "not_found" }
+
 local function write_plan(self, method, path, params, body, idempotent, id)
   return { method = method, path = query.path(path, params), body = body, idempotent = idempotent,
-           contact = self, id = id, envelope = true, finish = finish_write }
+           contact = self, id = id, envelope = true, finish = finish_write,
+           expect = idempotent and EXPECT_WRITE or EXPECT_INSERT }
 end
 
 -- What each call sends; a plan, or (nil, result, err) when nothing needs sending.
@@ -533,7 +577,8 @@ end
 function plans.delete(self)
   local id, err = require_id(self, "delete")
   if not id then return nil, nil, err end
-  return { method = "DELETE", path = "/v1/contacts/" .. id, idempotent = true, contact = self, finish = finish_delete }
+  return { method = "DELETE", path = "/v1/contacts/" .. id, idempotent = true, contact = self, finish = finish_delete,
+           expect = EXPECT_DELETE }
 end
 
 function plans.reload(self)
