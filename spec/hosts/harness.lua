@@ -1,0 +1,174 @@
+--- What the host specs share: which interpreter busted runs under, running a
+-- host program with a time limit, reading what spec/hosts/driver.lua wrote,
+-- and the checks every host run must pass.
+--
+--     local harness = dofile("spec/hosts/harness.lua")
+local shell = require "sandbox.shell"
+local luassert = require "luassert"
+
+local harness = {}
+
+harness.root = (shell.run("pwd"):gsub("%s+$", ""))
+
+--- "luajit", "5.1" … "5.4": the interpreter busted runs the specs under.
+function harness.version()
+  if rawget(_G, "jit") then return "luajit" end
+  return _VERSION:match("%d+%.%d+")
+end
+
+--- Whether envoke.core was built for `version` (spec/check and `make LUA=…` build it).
+function harness.built(version)
+  return shell.read_file(harness.root .. "/build/" .. version .. "/envoke/core.so") ~= nil
+end
+
+--- Whether a program is installed (`make deps` installs the hosts).
+function harness.installed(program)
+  local _, code = shell.run("command -v " .. program)
+  return code == 0
+end
+
+--- Runs a host to its end, killed after `limit_s`; its output goes to `log`.
+-- @tparam string cmd the command (its words already quoted)
+-- @tparam table env variables to set for it
+-- @return exit code, output
+function harness.run_host(cmd, env, log, limit_s)
+  local words = {}
+  for k, v in pairs(env) do words[#words + 1] = k .. "=" .. shell.quote(v) end
+  local line = ("env %s timeout --kill-after=5 %d %s >%s 2>&1 </dev/null"):format(
+    table.concat(words, " "), limit_s or 120, cmd, shell.quote(log))
+  local _, code = shell.run(line)
+  return code, shell.read_file(log) or ""
+end
+
+--- The environment of a run of the driver against `srv` (`tls`: over HTTPS).
+function harness.env(srv, tls, out, name, extra)
+  local env = {
+    ENVOKE_BASE_URL = tls and srv.tls_url or srv.url,
+    ENVOKE_API_ID = srv.api_id, ENVOKE_API_KEY = srv.api_key,
+    HOST_OUT = out, HOST_NAME = name,
+  }
+  if tls then env.HOST_CA_FILE = srv.ca_file end
+  for k, v in pairs(extra or {}) do env[k] = tostring(v) end
+  return env
+end
+
+--- What the driver wrote (HOST_OUT.results), parsed:
+-- `{ calls = { [i] = { phase, email, ok, id, kind, sent } }, twice = { i… }, facts = { name = value } }`.
+function harness.results(out)
+  local text = shell.read_file(out .. ".results")
+  if not text then return nil end
+  local r = { calls = {}, twice = {}, facts = {}, done = false }
+  for line in text:gmatch("[^\n]+") do
+    local i, phase, email, rest = line:match("^call (%d+) (%S+) (%S+) (.*)$")
+    if i then
+      local c = { phase = phase, email = email }
+      local id = rest:match("^ok (%S+)$")
+      if id then
+        c.ok, c.id = true, id
+      else
+        c.kind, c.sent = rest:match("^err (%S+) (%S+)$")
+      end
+      r.calls[tonumber(i)] = c
+    elseif line:match("^twice ") then
+      r.twice[#r.twice + 1] = line
+    elseif line == "done" then
+      r.done = true
+    else
+      local k, v = line:match("^(%S+)%s*(.*)$")
+      r.facts[k] = v
+    end
+  end
+  return r
+end
+
+-- Every email the sandbox holds, with how many contacts have it.
+local function sandbox_emails(srv)
+  local seen = {}
+  for _, c in ipairs(srv:contacts()) do
+    if c.email then seen[c.email] = (seen[c.email] or 0) + 1 end
+  end
+  return seen
+end
+
+--- The checks of a whole run: every write of the running frames answered
+-- and is in the sandbox once; every call of the quitting frame ran its
+-- callback once and was either sent and saved, or ended `cancelled` (and,
+-- when never sent, is not in the sandbox); after close nothing is pending
+-- and a new call raises at the caller's line.
+-- @tparam table opts `calls`, `quit_calls`, `drained` (the drain had time for everything)
+function harness.check_run(srv, out, log, opts)
+  local shown = log .. (shell.read_file(out .. ".error") or "")
+  local r = harness.results(out)
+  luassert.is_table(r, "the host wrote no results; its output:\n" .. shown)
+  luassert.is_true(r.done, shown)
+  luassert.is_nil(r.facts.gave_up, "the host ran out of frames")
+  luassert.are.same({}, r.twice, "a callback ran twice")
+  local emails = sandbox_emails(srv)
+  for i = 1, opts.calls do
+    local c = r.calls[i]
+    luassert.is_table(c, ("call %d: its callback never ran"):format(i))
+    luassert.are.equal("run", c.phase)
+    luassert.is_true(c.ok, ("call %d (%s) failed: %s"):format(i, c.email, tostring(c.kind)))
+    luassert.are.equal(1, emails[c.email], c.email .. " is not in the sandbox exactly once")
+  end
+  local cancelled = 0
+  for i = opts.calls + 1, opts.calls + opts.quit_calls do
+    local c = r.calls[i]
+    luassert.is_table(c, ("quitting-frame call %d: its callback never ran"):format(i))
+    luassert.are.equal("quit", c.phase)
+    if c.ok then
+      luassert.are.equal(1, emails[c.email], c.email .. " was saved but is not in the sandbox exactly once")
+    else
+      luassert.are.equal("cancelled", c.kind, ("call %d ended %s"):format(i, tostring(c.kind)))
+      cancelled = cancelled + 1
+      if c.sent == "false" then
+        luassert.is_nil(emails[c.email], c.email .. " was never sent, yet it is in the sandbox")
+      end
+    end
+  end
+  if opts.drained then luassert.are.equal(0, cancelled, "the drain left calls to cancel") end
+  luassert.are.equal("0", r.facts.pending_after_close)
+  -- Later calls raise, naming the caller's line (the driver), not the library's.
+  luassert.matches("driver%.lua:%d+: .*client is closed", r.facts.after_close or "")
+  return r
+end
+
+--- A daemon started with a watchdog that stops it if this Lua process dies
+-- first (so a crashed spec run leaves nothing behind).
+-- @tparam string cmd starts the daemon, which writes its pid to `pidfile`
+-- @treturn integer|nil its pid; nil, output when it did not start
+function harness.daemon(cmd, pidfile)
+  local pf = shell.quote(pidfile)
+  local out, code = shell.run(table.concat({
+    "lua_pid=$PPID",
+    cmd .. " </dev/null || exit 1",
+    "i=0; while [ ! -s " .. pf .. " ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done",
+    "pid=$(head -n 1 " .. pf .. ")",
+    "[ -n \"$pid\" ] || exit 2",
+    "( trap '' HUP INT; while kill -0 $lua_pid 2>/dev/null && kill -0 $pid 2>/dev/null; do sleep 1; done;"
+      .. " kill $pid 2>/dev/null ) </dev/null >/dev/null 2>&1 &",
+    "echo \"pid=$pid\"",
+  }, "\n"))
+  local pid = code == 0 and tonumber(out:match("pid=(%d+)"))
+  if not pid then return nil, out end
+  return pid
+end
+
+--- Stops a process by pid and waits (up to 5 s, then KILL) until it is gone.
+function harness.stop(pid)
+  if not pid then return end
+  shell.run(("kill %d 2>/dev/null; i=0; while kill -0 %d 2>/dev/null && [ $i -lt 500 ]; do"
+    .. " sleep 0.01; i=$((i+1)); done; kill -KILL %d 2>/dev/null; true"):format(pid, pid, pid))
+end
+
+--- A new private directory (removed by `cleanup`).
+function harness.tmpdir(tag) return shell.tmpdir(tag) end
+
+--- Removes a directory made by `tmpdir`.
+function harness.cleanup(dir)
+  if dir and dir ~= "" then shell.run("rm -rf " .. shell.quote(dir)) end
+end
+
+harness.shell = shell
+
+return harness
