@@ -173,16 +173,6 @@ local function absorb_raw(self, raw, id, sent)
   rawset(self, CLEAR, false)
 end
 
--- The first n characters of a UTF-8 string (never a part of a character).
-local function first_chars(s, n)
-  local count, cut = 0, #s
-  for start in s:gmatch("()[^\128-\191]") do
-    count = count + 1
-    if count > n then cut = start - 1 break end
-  end
-  return s:sub(1, cut)
-end
-
 -- With the client's `on_overlong = "truncate"`, a text longer than its field
 -- allows is cut to the limit (the logger is told) instead of refused.
 local function fit(self, name, value)
@@ -194,7 +184,7 @@ local function fit(self, name, value)
   if client.logger then
     client:log{ event = "truncated", field = name, characters = n, max = spec.max }
   end
-  return first_chars(value, spec.max)
+  return schema.utf8_prefix(value, spec.max)
 end
 
 local function check(name, value, self)

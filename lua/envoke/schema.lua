@@ -181,6 +181,19 @@ local function looks_like_email(s)
   return s:find("^[^%s@]+@[^%s@]+%.[^%s@]+$") ~= nil
 end
 
+--- The first `n` characters of a UTF-8 string (never part of a character).
+-- @tparam string s valid UTF-8
+-- @tparam integer n
+-- @treturn string
+function schema.utf8_prefix(s, n)
+  local count = 0
+  for start in s:gmatch("()[^\128-\191]") do
+    count = count + 1
+    if count > n then return s:sub(1, start - 1) end
+  end
+  return s
+end
+
 -- ------------------------------------------------------------------------
 -- Dates (UTC, proleptic Gregorian; integer seconds since 1970)
 -- ------------------------------------------------------------------------

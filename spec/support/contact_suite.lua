@@ -3,6 +3,9 @@
 --   env.client(opts)              a client on that environment (opts merged in)
 --   env.control(method, path, t)  a test-control call: status, decoded body
 --   env.busted                    the spec file's busted functions (they are not globals)
+--   env.settings                  (optional) sandbox settings that pick the other reading of
+--                                 what Envoke's documentation leaves open (sandbox/README.md);
+--                                 the client must be right under every one
 local envoke = require "envoke"
 local cjson = require "cjson"
 
@@ -10,6 +13,9 @@ return function(env)
   local describe, it, before_each, assert = env.busted.describe, env.busted.it, env.busted.before_each,
     env.busted.assert
   local client
+  local readings = env.settings or {}
+  -- Unknown names ignored instead of refused: the write succeeds, and unapplied() tells.
+  local ignores_unknown = readings.unknown_names == "ignore"
 
   local function control(method, path, body)
     local status, data = env.control(method, path, body)
@@ -49,6 +55,7 @@ return function(env)
 
   before_each(function()
     control("POST", "/_sandbox/reset")
+    if next(readings) then control("POST", "/_sandbox/settings", readings) end
     client = env.client()
   end)
 
@@ -163,6 +170,11 @@ return function(env)
       -- Bypass the setters to prove the server's side: two unknown names at once.
       c:interest("No Such Interest"):autoresponder("No Such Nurture")
       local ok, err = c:save()
+      if ignores_unknown then
+        assert.are.equal(c, ok)
+        assert.are.same({ "autoresponders", "interests" }, c:unapplied())
+        return
+      end
       assert.is_nil(ok)
       assert.are.equal("validation", err.kind)
       assert.are.equal(2, #err.errors)
@@ -196,9 +208,22 @@ return function(env)
     it("refuses a downgrade without force, keeping the old status while the rest applies", function()
       local c = new_contact{ email = "d@example.com" }
       assert(c:consent("Express", "Signed up"):save())
-      assert(c:consent("Implied: No Expiry", "Member"):set("city", "Halifax"):save())
+      c:consent("Implied: No Expiry", "Member"):set("city", "Halifax")
+      if readings.refused_downgrade == "error" then
+        -- The other reading: a 400 and nothing applied.
+        local ok, err = c:save()
+        assert.is_nil(ok)
+        assert.are.equal("validation", err.kind)
+        assert.truthy(tostring(err):find("downgrade", 1, true))
+        c:set("city", "Halifax")
+        c:consent("Express", "Signed up")
+      end
+      assert(c:save())
       assert.are.equal("Express", c.consent_status) -- refused: shows the old status
       assert.are.equal("Halifax", c.city)
+      if readings.refused_downgrade ~= "error" then
+        assert.are.same({ "consent_description", "consent_status" }, c:unapplied()) -- and says so
+      end
       assert(c:consent("Implied: No Expiry", "Member", { force_downgrade = true }):save())
       assert.are.equal("Implied: No Expiry", c.consent_status)
       assert(c:consent("Not provided", nil, { force_downgrade = true }):save())
@@ -211,7 +236,16 @@ return function(env)
       assert(c:consent("Revoked"):save())
       assert.are.equal("Revoked", c.consent_status)
       assert(c:consent("External Spam Reported"):save())
-      assert(c:consent("Express", "Again", { force_downgrade = true }):save())
+      c:consent("Express", "Again", { force_downgrade = true })
+      if readings.refused_downgrade == "error" then
+        local ok, err = c:save()
+        assert.is_nil(ok)
+        assert.are.equal("validation", err.kind)
+        assert(c:reload())
+      else
+        assert(c:save())
+        assert.are.same({ "consent_description", "consent_status" }, c:unapplied())
+      end
       assert.are.equal("External Spam Reported", c.consent_status)
     end)
 
@@ -248,9 +282,14 @@ return function(env)
       assert.is_number(nurtures["Whitepaper Download"])
     end)
 
-    it("refuses an unknown interest, naming it", function()
+    it("refuses an unknown interest, naming it (or, ignored, reports it unapplied)", function()
       local c = new_contact{ email = "unknown@example.com" }
       local ok, err = c:interest("Gardening"):save()
+      if ignores_unknown then
+        assert.are.equal(c, ok)
+        assert.are.same({ "interests" }, c:unapplied())
+        return
+      end
       assert.is_nil(ok)
       assert.are.equal("validation", err.kind)
       assert.truthy(tostring(err):find("Gardening", 1, true))
@@ -260,6 +299,7 @@ return function(env)
       local c = new_contact{ email = "n@example.com" }
       assert(c:autoresponder("Whitepaper Download"):save())
       assert.are.same({}, c.autoresponders) -- Not provided: nothing is set
+      assert.are.same({ "autoresponders" }, c:unapplied()) -- and the caller can tell
       assert(c:consent("Express", "Yes"):autoresponder("Whitepaper Download")
               :autoresponder("Marketing Sequence 1"):save())
       table.sort(c.autoresponders)
@@ -386,6 +426,121 @@ return function(env)
     end)
   end)
 
+  describe("fidelity to the real Envoke", function()
+    it("sends a consent status as the caller spelled it, reading both spellings as one status", function()
+      local c = new_contact{ email = "spell@example.com" }
+      assert(c:consent("Implied - No Expiry", "Member"):save())
+      assert.are.equal("Implied - No Expiry", last_body().consent_status)
+      assert.are.equal("Implied: No Expiry", envoke.schema.consent.canonical(c.consent_status))
+      assert.are.same({}, c:unapplied())
+      assert(c:consent("Not Provided", nil, { force_downgrade = true }):save())
+      assert.are.equal("Not Provided", last_body().consent_status)
+      assert(c:consent("not provided", nil, { force_downgrade = true }):save())
+      assert.are.equal("Not provided", last_body().consent_status)
+    end)
+
+    it("round-trips a contact's fields and exported rows, never sending what the server owns", function()
+      local got = new_contact{ email = "rt@example.com", first_name = "Ann" }
+      assert(got:consent("Implied - Inquiry", "Asked"):save())
+      local copy = client:contact(got:fields())
+      assert.are.equal(got.external_id, copy.external_id)
+      assert(copy:set("city", "Laval"):save())
+      local body = last_body()
+      assert.is_nil(body.consent_expiry)
+      assert.is_nil(body.external_id)
+      assert.is_nil(body.date_created)
+      local rows = { got:fields(), got:fields() }
+      rows[1].email, rows[2].email = "rt2@example.com", "rt3@example.com"
+      local results, summary = client:upsert_all(rows, { keyfield = "email" })
+      assert.are.equal(2, summary.succeeded, tostring(results[1].err))
+      assert.is_true(pcall(function() copy:set("consent_expiry", "2030-01-01") end) == false)
+    end)
+
+    it("upserts by the keyfield, so a contact deleted in Envoke since it was read is created again", function()
+      local c = new_contact{ email = "stale@example.com", first_name = "Old" }
+      local old_id = c.id
+      control("POST", "/_sandbox/reset")
+      if next(readings) then control("POST", "/_sandbox/settings", readings) end
+      assert(c:set("first_name", "New"):upsert())
+      assert.is_nil(last_body().id)
+      assert.are_not.equal(nil, c.id)
+      assert.are.equal("New", c.first_name)
+      assert.are.equal(1, #assert(client:list{}))
+      assert.is_number(old_id)
+      local by_id, err = client:contact{ id = 424242, city = "X" }:upsert{ keyfield = "id" }
+      assert.is_nil(by_id)
+      assert.are.equal("not_found", err.kind)
+    end)
+
+    it("walks by id, so deletes during the walk never skip a live contact", function()
+      local list = {}
+      for i = 1, 240 do list[i] = { id = i, email = ("w%d@example.com"):format(i) } end
+      load(list)
+      local seen, n = {}, 0
+      for c, err in client:contacts{ page_size = 20 } do
+        assert.is_nil(err)
+        n = n + 1
+        assert.is_nil(seen[c.id], "repeated " .. tostring(c.id))
+        seen[c.id] = true
+        if n == 20 then -- the whole first page goes away mid-walk
+          for id = 1, 20 do assert.is_true(assert(client:contact{ id = id }:delete())) end
+        end
+      end
+      for id = 21, 240 do assert.is_true(seen[id], "live contact " .. id .. " was never returned") end
+      local r = api_requests()
+      assert.truthy(r[#r].query:find("sort%5Bid%5D=ASC", 1, true))
+    end)
+
+    it("reads date_created, and filters and sorts by it", function()
+      local a = new_contact{ email = "dc1@example.com" }
+      control("POST", "/_sandbox/clock", { advance_days = 2 })
+      local b = new_contact{ email = "dc2@example.com" }
+      assert.is_string(a.date_created)
+      assert.truthy(a.date_created < b.date_created, a.date_created .. " " .. b.date_created)
+      local later = assert(client:list{ filter = { date_created = { ["$gt"] = a.date_created } },
+                                        fields = { "id", "date_created" } })
+      assert.are.equal(1, #later)
+      assert.are.equal(b.id, later[1].id)
+      local newest = assert(client:list{ sort = { date_created = "DESC" }, limit = 1 })
+      assert.are.equal(b.id, newest[1].id)
+    end)
+
+    it("cuts over-long texts when asked, at the limit in characters", function()
+      local events = {}
+      local cut = env.client{ on_overlong = "truncate", logger = function(e)
+        if e.event == "truncated" then events[#events + 1] = e end
+      end }
+      local c = assert(cut:contact{ email = "qc@example.com", city = "Saint-Jean-sur-Richelieu",
+                                    first_name = ("é"):rep(30) }:insert())
+      assert.are.equal("Saint-Jean-sur-Riche", c.city)
+      assert.are.equal(("é"):rep(20), c.first_name)
+      assert.are.equal(2, #events)
+      assert.has_error(function() client:contact{ city = "Saint-Jean-sur-Richelieu" } end)
+    end)
+
+    it("decides not_found and duplicate from the request and the texts together", function()
+      new_contact{ email = "k@example.com" }
+      local _, dup = client:contact{ email = "k@example.com" }:insert()
+      assert.are.equal("duplicate", dup.kind)
+      local _, missing = client:contact{ id = 31337, city = "X" }:save()
+      assert.are.equal("not_found", missing.kind)
+      -- The same words to a request that cannot be about a missing contact stay a validation error.
+      local _, raw = client:request("PATCH", "/v1/contacts/31337", { city = "X" })
+      assert.are.equal("validation", raw.kind)
+    end)
+
+    it("reads one contact through the documented filter, not GET /v1/contacts/{id}", function()
+      local c = new_contact{ email = "doc@example.com" }
+      control("POST", "/_sandbox/settings", { get_by_id = false })
+      assert.are.equal("doc@example.com", assert(client:get(c.id)).email)
+      assert(c:reload())
+      for _, r in ipairs(api_requests()) do
+        assert.are.equal("/v1/contacts", r.path)
+        assert.truthy(r.query:find("filter%5Bid%5D=" .. c.id, 1, true), r.query)
+      end
+    end)
+  end)
+
   describe("credentials and errors", function()
     it("pings with good credentials and fails with kind auth, never showing the key", function()
       assert.is_table(assert(client:ping()))
@@ -408,10 +563,17 @@ return function(env)
 
     it("carries kind, status, message, errors and retryable on every error", function()
       local c = new_contact{ email = "err@example.com" }
-      local ok, err = c:set("language", "fr"):interest("Nope"):save()
+      local ok, err, want
+      if ignores_unknown then -- an unknown name is no error then: take another 400
+        ok, err = client:contact{ id = 999999, city = "X" }:save()
+        want = "not_found"
+      else
+        ok, err = c:set("language", "fr"):interest("Nope"):save()
+        want = "validation"
+      end
       assert.is_nil(ok)
       assert.is_true(envoke.errors.is(err))
-      assert.are.equal("validation", err.kind)
+      assert.are.equal(want, err.kind)
       assert.are.equal(400, err.status)
       assert.is_string(err.message)
       assert.is_table(err.errors)

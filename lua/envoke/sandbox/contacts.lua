@@ -6,6 +6,7 @@
 
 local schema = require "envoke.schema"
 local contact = require "envoke.sandbox.contact"
+local consent = require "envoke.sandbox.consent"
 local write = require "envoke.sandbox.write"
 local filter = require "envoke.sandbox.filter"
 local query = require "envoke.sandbox.query"
@@ -96,7 +97,27 @@ local function identify(sb, req, plan, path_id)
 end
 
 local function write_options(sb, req, insert)
-  return { catalogue = sb.cat, write_empty = query.flag(req.params.write_empty_values), insert = insert }
+  local s = sb.settings
+  return { catalogue = sb.cat, write_empty = query.flag(req.params.write_empty_values), insert = insert,
+           ignore_unknown = s.unknown_names == "ignore", truncate = s.overlong == "truncate" }
+end
+
+-- A write's success, with the status the setting `write_status` picks (200 or 201).
+local function written(sb, text, view)
+  local status, headers, body = response.ok(text, view)
+  if sb.settings.write_status == 201 then status = 201 end
+  return status, headers, body
+end
+
+-- The other reading of a refused consent downgrade: a 400, nothing applied
+-- (the setting `refused_downgrade = "error"`; by default it is refused silently).
+local function refused_downgrade(sb, record, plan, now)
+  local c = plan.consent
+  if not c or sb.settings.refused_downgrade ~= "error" then return nil end
+  local expires = consent.expires_at(c.status, c.effective or now)
+  local ok, why = consent.change_allowed(contact.status(record, now), record.consent_expires, c.status, expires,
+                                         plan.force)
+  if not ok then return "consent_status: " .. why end
 end
 
 local function do_insert(sb, plan, errors)
@@ -110,17 +131,18 @@ local function do_insert(sb, plan, errors)
   local notes = contact.apply(record, plan, now)
   sb.store:insert(record)
   sb:changed(notes)
-  return response.ok("Created", contact.view(record, now, sb.cat))
+  return written(sb, "Created", contact.view(record, now, sb.cat))
 end
 
 local function do_update(sb, record, plan, errors)
   check_external_id(plan, record, errors)
   check_unique(sb, plan, record, errors)
-  if #errors > 0 then return response.invalid(errors) end
   local now = sb:now()
+  errors[#errors + 1] = refused_downgrade(sb, record, plan, now)
+  if #errors > 0 then return response.invalid(errors) end
   local notes = sb.store:update(record, function(r) return contact.apply(r, plan, now) end)
   sb:changed(notes)
-  return response.ok("Updated", contact.view(record, now, sb.cat))
+  return written(sb, "Updated", contact.view(record, now, sb.cat))
 end
 
 --- `POST /v1/contacts` (insert) and `POST /v1/contacts?upsert=1`.
@@ -161,8 +183,12 @@ local function path_id(req)
   return id
 end
 
---- `GET /v1/contacts/{id}`: the contact, or JSON null.
+--- `GET /v1/contacts/{id}`: the contact, or JSON null. No Envoke page
+-- confirms this route: with the setting `get_by_id = false` it is a 404.
 function contacts.get(sb, req)
+  if sb.settings.get_by_id == false then
+    return response.fail(404, "Not Found", { "no route for GET /v1/contacts/" .. tostring(req.id) })
+  end
   local id, problems = path_id(req)
   if not id then return response.invalid(problems) end
   local fields

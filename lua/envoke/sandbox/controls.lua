@@ -200,6 +200,17 @@ function controls.move_clock(sb, req)
   return ok("Clock", clock_state(sb))
 end
 
+--- The settings that pick a reading of what Envoke's documentation leaves
+-- open (see sandbox/README.md), with the values each takes (the first is the default).
+controls.READINGS = {
+  allow_duplicate_emails = { [false] = true, [true] = true },
+  unknown_names = { reject = true, ignore = true },
+  overlong = { reject = true, truncate = true },
+  write_status = { [200] = true, [201] = true },
+  refused_downgrade = { silent = true, error = true },
+  get_by_id = { [true] = true, [false] = true },
+}
+
 function controls.settings(sb)
   return ok("Settings", json.object(contact.copy_map(sb.settings)))
 end
@@ -211,8 +222,14 @@ function controls.change_settings(sb, req)
   for k, v in pairs(body) do
     if type(v) == "table" then problems[#problems + 1] = tostring(k) .. " must be a plain value" end
   end
-  if body.allow_duplicate_emails ~= nil and type(body.allow_duplicate_emails) ~= "boolean" then
-    problems[#problems + 1] = "allow_duplicate_emails must be true or false"
+  for name, allowed in pairs(controls.READINGS) do
+    local v = body[name]
+    if v ~= nil and v ~= json.null and not allowed[v] then
+      local list = {}
+      for a in pairs(allowed) do list[#list + 1] = tostring(a) end
+      table.sort(list)
+      problems[#problems + 1] = name .. " must be one of " .. table.concat(list, ", ")
+    end
   end
   if #problems > 0 then return response.invalid(problems) end
   for k, v in pairs(body) do

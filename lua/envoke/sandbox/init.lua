@@ -171,6 +171,8 @@ function Sandbox:dispatch(method, path, query_string, headers, body, body_length
   end
   query_string = query_string or ""
   if #path > 1 then path = path:gsub("/+$", "") end
+  -- Envoke's newer pages write routes with a ".json" suffix; both forms are served.
+  if path:find("^/v1/") then path = path:gsub("%.json$", "") end
   if path == "" then path = "/" end
   headers = headers or {}
 

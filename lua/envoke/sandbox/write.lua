@@ -35,7 +35,8 @@ local function ordered_keys(body)
   return known
 end
 
-local function resolve_changes(name, value, cat, errors)
+local function resolve_changes(name, value, opts, errors)
+  local cat = opts.catalogue
   local out = {}
   local ns_find = name == "interests" and cat.interest or cat.nurture
   local what = name == "interests" and "interest, subscription or mandatory consent" or "nurture"
@@ -43,11 +44,20 @@ local function resolve_changes(name, value, cat, errors)
     local entry = ns_find(cat, change.key)
     if entry then
       out[#out + 1] = { entry = entry, action = change.action }
-    else
+    elseif not opts.ignore_unknown then
       errors[#errors + 1] = name .. " names an unknown " .. what .. ": '" .. change.key .. "'"
     end
   end
   return out
+end
+
+-- The other reading of the field limits: a server that cuts an over-long
+-- text instead of refusing it (the setting `overlong = "truncate"`).
+local function fit(opts, name, v)
+  local spec = opts.truncate and type(v) == "string" and schema.field(name)
+  local n = spec and spec.max and schema.utf8_len(v)
+  if n and n > spec.max then return schema.utf8_prefix(v, spec.max) end
+  return v
 end
 
 local function custom_fields(v, plan, opts, errors)
@@ -62,9 +72,11 @@ local function custom_fields(v, plan, opts, errors)
     local value = v[k]
     if value == json.null then value = "" end
     local name = opts.catalogue:custom_field(k)
-    local checked, problem = schema.check("custom_fields." .. k, value)
+    local checked, problem = schema.check("custom_fields." .. k, fit(opts, "custom_fields." .. k, value))
     if not name then
-      errors[#errors + 1] = "custom_fields." .. k .. " is not a custom field of this account"
+      if not opts.ignore_unknown then
+        errors[#errors + 1] = "custom_fields." .. k .. " is not a custom field of this account"
+      end
     elseif problem then
       errors[#errors + 1] = "custom_fields." .. k .. " " .. problem
     elseif checked ~= "" or opts.write_empty then
@@ -75,8 +87,9 @@ end
 
 --- Validates a decoded request body.
 -- @tparam table body the decoded JSON object
--- @tparam table opts `{ catalogue = <catalogue>, write_empty = <bool>, insert = <bool> }`;
---   `insert` marks a plain insert, where an `id` cannot be given
+-- @tparam table opts `{ catalogue = <catalogue>, write_empty = <bool>, insert = <bool>,
+--   ignore_unknown = <bool>, truncate = <bool> }`; `insert` marks a plain insert, where an
+--   `id` cannot be given; the last two are the other readings of docs/envoke-api.md (settings)
 -- @treturn table the plan
 -- @treturn table the problems, one string each (empty when valid)
 function write.parse(body, opts)
@@ -117,10 +130,10 @@ function write.parse(body, opts)
       if why then
         problem(name, why)
       else
-        plan[name] = resolve_changes(name, value, opts.catalogue, errors)
+        plan[name] = resolve_changes(name, value, opts, errors)
       end
     else
-      local value, why = schema.check(name, v)
+      local value, why = schema.check(name, fit(opts, name, v))
       if why then
         problem(name, why)
       elseif value ~= "" then
