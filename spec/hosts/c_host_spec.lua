@@ -23,10 +23,8 @@ describe("C host (Lua 5.4, 60 Hz loop)", function()
   setup(function()
     dir = harness.tmpdir("envoke-c-host")
     host = dir .. "/host"
-    local q = harness.shell.quote
-    local out, code = harness.shell.run(("cc -std=c99 -O2 -Wall -Wextra -Werror %s -o %s %s"):format(
-      q(harness.root .. "/spec/hosts/c/host.c"), q(host), "$(pkg-config --cflags --libs lua5.4)"))
-    assert(code == 0, "cc failed: " .. out)
+    local built, problem = harness.build_c_host(host)
+    assert(built, "cc failed: " .. tostring(problem))
     srv = sandbox_server.start{ tls = true }
   end)
 
@@ -41,8 +39,7 @@ describe("C host (Lua 5.4, 60 Hz loop)", function()
     local out = dir .. "/" .. name
     local env = harness.env(srv, tls, out, name, {
       HOST_CALLS = CALLS, HOST_QUIT_CALLS = QUIT_CALLS, HOST_DRAIN_MS = drain_ms })
-    local code, log = harness.run_host(harness.shell.quote(host) .. " " .. harness.shell.quote(harness.root),
-                                       env, out .. ".log")
+    local code, log = harness.run_host(harness.command("c", host), env, out .. ".log")
     assert.are.equal(0, code, log)
     return harness.check_run(srv, out, log, { calls = CALLS, quit_calls = QUIT_CALLS, drained = drain_ms > 0 })
   end

@@ -20,7 +20,7 @@
 --   call I PHASE EMAIL ok ID | call I PHASE EMAIL err KIND SENT      a callback ran
 --   twice I                   a callback ran again
 --   pending_after_close N     after_close MESSAGE (what a later call raised, or "none")
---   client_cpu_us US          close_cpu_us US      frames N      gave_up (when HOST_MAX_FRAMES ran out)
+--   client_cpu_us US   close_cpu_us US   frames N   rss_kb KB (peak)   gave_up (HOST_MAX_FRAMES ran out)
 --   done
 -- HOST_OUT.frames, one line per frame: FRAME PHASE POLL_US SUBMIT_US FINISHED PENDING
 -- (the bench reads them; specs never assert timings).
@@ -130,6 +130,11 @@ function Game:quit()
   end)
   facts[#facts + 1] = "after_close " .. (ok and "none" or tostring(problem):gsub("\n", " "))
   facts[#facts + 1] = "frames " .. self.frame_no
+  local status = io.open("/proc/self/status", "r")
+  if status then
+    facts[#facts + 1] = "rss_kb " .. (status:read("*a"):match("VmHWM:%s*(%d+)") or "0")
+    status:close()
+  end
   write(self.out .. ".frames", self.frames_log)
   local lines = {}
   for _, l in ipairs(self.calls_log) do lines[#lines + 1] = l end

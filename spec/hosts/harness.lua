@@ -4,7 +4,6 @@
 --
 --     local harness = dofile("spec/hosts/harness.lua")
 local shell = require "sandbox.shell"
-local luassert = require "luassert"
 
 local harness = {}
 
@@ -25,6 +24,34 @@ end
 function harness.installed(program)
   local _, code = shell.run("command -v " .. program)
   return code == 0
+end
+
+--- Builds the C host (spec/hosts/c/host.c, linked against Lua 5.4) to `path`.
+-- @return true, or nil and the compiler's output
+function harness.build_c_host(path)
+  local q = shell.quote
+  local out, code = shell.run(("cc -std=c99 -O2 -Wall -Wextra -Werror %s -o %s %s"):format(
+    q(harness.root .. "/spec/hosts/c/host.c"), q(path), "$(pkg-config --cflags --libs lua5.4)"))
+  if code ~= 0 then return nil, out end
+  return true
+end
+
+--- The command line that runs the host game in `host` ("c", "love", "nvim");
+-- `c_host` is the C host's binary.
+function harness.command(host, c_host)
+  local q, root = shell.quote, harness.root
+  if host == "c" then return q(c_host) .. " " .. q(root) end
+  if host == "love" then return "love " .. q(root .. "/spec/hosts/love") .. " " .. q(root) end
+  if host == "nvim" then
+    return "nvim --headless -u NONE -i NONE -n -c " .. q("luafile " .. root .. "/spec/hosts/nvim/main.lua")
+  end
+  error("no such host: " .. tostring(host))
+end
+
+--- The variables that keep a host's own files (LÖVE's save directory,
+-- Neovim's state and logs) in `dir`, so a run leaves nothing behind.
+function harness.private_home(dir)
+  return { HOME = dir, XDG_STATE_HOME = dir, XDG_DATA_HOME = dir, XDG_CACHE_HOME = dir, XDG_CONFIG_HOME = dir }
 end
 
 --- Runs a host to its end, killed after `limit_s`; its output goes to `log`.
@@ -97,6 +124,7 @@ end
 -- and a new call raises at the caller's line.
 -- @tparam table opts `calls`, `quit_calls`, `drained` (the drain had time for everything)
 function harness.check_run(srv, out, log, opts)
+  local luassert = require "luassert"
   local shown = log .. (shell.read_file(out .. ".error") or "")
   local r = harness.results(out)
   luassert.is_table(r, "the host wrote no results; its output:\n" .. shown)

@@ -35,13 +35,9 @@ describe("LÖVE host (headless, LuaJIT)", function()
 
   local function run(tls, name, drain_ms)
     local out = dir .. "/" .. name
-    local env = harness.env(srv, tls, out, name, {
-      HOST_CALLS = CALLS, HOST_QUIT_CALLS = QUIT_CALLS, HOST_DRAIN_MS = drain_ms,
-      -- LÖVE keeps its save directory under $HOME: a private one leaves nothing behind.
-      HOME = dir, XDG_DATA_HOME = dir })
-    local q = harness.shell.quote
-    local code, log = harness.run_host("love " .. q(harness.root .. "/spec/hosts/love") .. " " .. q(harness.root),
-                                       env, out .. ".log")
+    local env = harness.env(srv, tls, out, name, harness.private_home(dir))
+    env.HOST_CALLS, env.HOST_QUIT_CALLS, env.HOST_DRAIN_MS = CALLS, QUIT_CALLS, drain_ms
+    local code, log = harness.run_host(harness.command("love"), env, out .. ".log")
     assert.are.equal(0, code, log)
     return harness.check_run(srv, out, log, { calls = CALLS, quit_calls = QUIT_CALLS, drained = drain_ms > 0 })
   end

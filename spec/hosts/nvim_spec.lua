@@ -35,13 +35,9 @@ describe("Neovim host (headless, vim.loop timer)", function()
 
   local function run(tls, name, drain_ms)
     local out = dir .. "/" .. name
-    local env = harness.env(srv, tls, out, name, {
-      HOST_CALLS = CALLS, HOST_QUIT_CALLS = QUIT_CALLS, HOST_DRAIN_MS = drain_ms,
-      -- Neovim's state and log files go under these: a private place leaves nothing behind.
-      HOME = dir, XDG_STATE_HOME = dir, XDG_DATA_HOME = dir, XDG_CACHE_HOME = dir, XDG_CONFIG_HOME = dir })
-    local script = harness.root .. "/spec/hosts/nvim/main.lua"
-    local code, log = harness.run_host("nvim --headless -u NONE -i NONE -n -c "
-                                       .. harness.shell.quote("luafile " .. script), env, out .. ".log")
+    local env = harness.env(srv, tls, out, name, harness.private_home(dir))
+    env.HOST_CALLS, env.HOST_QUIT_CALLS, env.HOST_DRAIN_MS = CALLS, QUIT_CALLS, drain_ms
+    local code, log = harness.run_host(harness.command("nvim"), env, out .. ".log")
     assert.are.equal(0, code, log)
     return harness.check_run(srv, out, log, { calls = CALLS, quit_calls = QUIT_CALLS, drained = drain_ms > 0 })
   end
