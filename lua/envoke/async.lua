@@ -94,18 +94,25 @@ function Engine:unqueue(handle)
   end
 end
 
--- Sends the handle's request now. The first send happens inside the caller's
--- own call, so a bad argument raises there and not in a later poll.
-function Engine:send(handle)
-  local plan, client = handle.plan, self.client
+-- One attempt begins: counted, its start kept for the retry budget
+-- (max_elapsed counts from the first send), and told to the logger. The
+-- clock is read only for what needs it: retries and the logger.
+local function begin(engine, handle)
+  local plan, client = handle.plan, engine.client
   handle.attempts = handle.attempts + 1
-  -- The clock is read only for what needs it: retries (elapsed) and the logger.
   if client.retry and not handle.started then handle.started = core.now() end
   if client.logger then
     client:log{ event = "request", method = plan.method, path = plan.path, attempt = handle.attempts }
     handle.sent_at = core.now()
   end
-  local id = self.transport:submit(plan.method, plan.path, plan.body)
+end
+
+-- Sends the handle's request now. The first send happens inside the caller's
+-- own call, so a bad argument raises there and not in a later poll.
+function Engine:send(handle)
+  local plan = handle.plan
+  begin(self, handle)
+  local id = self.transport:submit(plan.method, plan.path, plan.body, plan.headers)
   handle.id, handle.state = id, "inflight"
   self.inflight[id] = handle
 end
@@ -126,6 +133,7 @@ function Engine:schedule(handle, not_before)
 end
 
 --- Starts a call for a plan (see `envoke.client`); the callback gets `(result, err, handle)`.
+-- `plan.headers` (optional) adds request headers (bulk inserts send `Connection: close`).
 -- @local
 function Engine:submit(plan, callback)
   self.client:check_open()
@@ -175,9 +183,11 @@ local function finish_plan(plan, data)
   return nil, errors.new("protocol", { message = "the answer could not be read: " .. errors.reason(result) })
 end
 
--- Turns a transport's answer into the handle's outcome, or schedules a retry.
-function Engine:complete(handle, status, raw, headers)
-  local client, plan = self.client, handle.plan
+-- An attempt's answer becomes the call's outcome (handle.result, handle.err),
+-- or the seconds to wait before the next attempt. Blocking and non-blocking
+-- calls share it: they differ only in how they wait.
+local function settle(engine, handle, status, raw, headers)
+  local client, plan = engine.client, handle.plan
   local data, err = client:outcome(status, raw, headers, plan.envelope, plan.expect)
   if client.logger then
     client:log{ event = err and "error" or "response", method = plan.method, path = plan.path,
@@ -194,7 +204,7 @@ function Engine:complete(handle, status, raw, headers)
         client:log{ event = "retry", method = plan.method, path = plan.path, attempt = handle.attempts,
                     wait_ms = async.round_ms(wait * 1000), error = err }
       end
-      return self:schedule(handle, core.now() + wait * 1000)
+      return wait
     end
     handle.err = err
   elseif plan.finish then
@@ -202,7 +212,48 @@ function Engine:complete(handle, status, raw, headers)
   else
     handle.result = data
   end
+  return nil
+end
+
+-- A non-blocking call's answer: done (its callback runs), or scheduled again.
+function Engine:complete(handle, status, raw, headers)
+  local wait = settle(self, handle, status, raw, headers)
+  if wait then return self:schedule(handle, core.now() + wait * 1000) end
   finish(self, handle)
+end
+
+--- Runs a plan to its end, blocking: the same attempts, logging, retries and
+-- rate limit as `submit`, with each transfer made by the transport's blocking
+-- `request` (for the C pool itself a submit and a drive until done) and each
+-- wait slept (or, in nginx, yielded) instead of scheduled.
+-- @local
+-- @return the result, or nil, err
+function Engine:run(plan)
+  local client, transport = self.client, self.transport
+  local bucket, sleep = client.bucket, client.sleep
+  local handle = { plan = plan, attempts = 0 }
+  while true do
+    if bucket then
+      local wait = bucket:reserve(core.now())
+      if wait > 0 then sleep(wait) end
+    end
+    begin(self, handle)
+    local status, raw, headers = transport:request(plan.method, plan.path, plan.body, plan.headers)
+    local wait = settle(self, handle, status, raw, headers)
+    if not wait then return handle.result, handle.err end
+    sleep(wait * 1000)
+  end
+end
+
+--- Starts a call: a plan to send, or (plan nil) a result known already;
+-- the callback (a function or nil) gets `(result, err, handle)` from `poll`.
+-- @local
+function Engine:start(callback, plan, result, err)
+  if callback ~= nil and type(callback) ~= "function" then
+    errors.raise("the callback must be a function, got %s", type(callback))
+  end
+  if plan then return self:submit(plan, callback) end
+  return self:resolved(result, err, callback)
 end
 
 --- Drives every request: sends those whose time has come, waits up to

@@ -26,6 +26,7 @@ local OPTIONS = {
   timeout = "number", connect_timeout = "number", ca_file = "string", proxy = "string",
   user_agent = "string", verify = "boolean", max_body = "number", logger = "function",
   transport = "string|table", sandbox = "table", retries = "number|table", rate_limit = "number",
+  on_overlong = "string",
 }
 
 local TRANSPORTS = { curl = "envoke.transport.curl", sandbox = "envoke.transport.sandbox",
@@ -55,6 +56,9 @@ local function check_options(opts)
     if not want:find(type(v), 1, true) then
       raise("envoke.new: option '%s' must be a %s, got %s", k, (want:gsub("|", " or ")), type(v))
     end
+  end
+  if opts.on_overlong ~= nil and opts.on_overlong ~= "error" and opts.on_overlong ~= "truncate" then
+    raise("envoke.new: option 'on_overlong' must be 'error' or 'truncate', got '%s'", opts.on_overlong)
   end
   for _, k in ipairs{ "timeout", "connect_timeout" } do
     local v = opts[k]
@@ -108,13 +112,16 @@ end
 --   `sandbox`: options for the in-process sandbox (`catalogue`, `clock`);
 --   `retries`: how many times to retry a failure that allows it (default 3, 0 = off),
 --     or `{ max, base_delay, max_delay, max_elapsed, max_retry_after }` in seconds (see `envoke.retry`);
---   `rate_limit`: at most this many requests per second, for everything the client sends.
+--   `rate_limit`: at most this many requests per second, for everything the client sends;
+--   `on_overlong`: `"error"` (default: a setter given a text longer than its field allows raises)
+--     or `"truncate"` (it is cut to the limit in characters, and the logger gets a `truncated` event).
 -- @treturn envoke.client
 function Client.new(opts)
   opts = opts or {}
   check_options(opts)
   local self = setmetatable({}, Client)
   self.logger = opts.logger
+  self.on_overlong = opts.on_overlong or "error"
   self.json = require("cjson.safe").new()
   self.retry = retry.policy(opts.retries)
   if opts.rate_limit then self.bucket = require("envoke.ratelimit").new(opts.rate_limit, core.now()) end
@@ -136,6 +143,7 @@ function Client.new(opts)
   -- Waits between retries belong to the transport where it has its own
   -- (a cosocket transport yields instead of blocking the worker).
   self.sleep = transport.sleep or core.sleep
+  require("envoke.resources").attach(self) -- client.tags, client.hooks, ... (envoke.resources)
   return self
 end
 
@@ -192,13 +200,14 @@ local json_members = core.json_members
 -- @treturn table|string|nil decoded body (any 2xx), raw result_data, or nil
 -- @treturn table err when the first value is nil
 -- @local
-function Client:outcome(status, raw, headers, envelope)
+-- `expect`: the kinds a 400 may mean for this request (see `errors.from_response`).
+function Client:outcome(status, raw, headers, envelope, expect)
   if not status then return nil, self.redact(errors.from_transport(raw)) end
   local data, err
   if status >= 200 and status < 300 then
-    data, err = self:success(status, raw, envelope)
+    data, err = self:success(status, raw, envelope, expect)
   else
-    err = errors.from_response(status, self.json.decode(raw), headers, raw)
+    err = errors.from_response(status, self.json.decode(raw), headers, raw, expect)
   end
   if err then return nil, self.redact(err) end
   return data
@@ -209,7 +218,7 @@ local function protocol(status, message, raw)
 end
 
 -- A write's envelope: `success` must be exactly true or false.
-local function envelope_outcome(self, status, raw)
+local function envelope_outcome(self, status, raw, expect)
   local valid, success, data = json_members(raw, "success", "result_data")
   if not valid then return protocol(status, "the response is not JSON: " .. success, raw) end
   if success == "true" then
@@ -219,13 +228,14 @@ local function envelope_outcome(self, status, raw)
   if success ~= "false" then
     return protocol(status, "the answer's 'success' is " .. (success or "missing") .. ", not true or false", raw)
   end
-  return nil, errors.from_response(status, self.json.decode(raw), nil, raw)
+  return nil, errors.from_response(status, self.json.decode(raw), nil, raw, expect)
 end
 
 --- A 2xx answer: decoded JSON (never nil or false), or nil, err.
 -- @local
-function Client:success(status, raw, envelope)
-  if envelope then return envelope_outcome(self, status, raw) end
+function Client:success(status, raw, envelope, expect)
+  if envelope == "text" then return raw end -- the plan's finish reads the raw text (legacy SendEmails)
+  if envelope then return envelope_outcome(self, status, raw, expect) end
   if raw == "" then return true end -- 204, or a 2xx with no body: nothing to decode
   local data = self.json.decode(raw)
   if data == nil then return protocol(status, "the response is not JSON", raw) end
@@ -236,54 +246,13 @@ function Client:success(status, raw, envelope)
   return data
 end
 
-local round_ms = require("envoke.async").round_ms
-
--- One attempt, with the logger told before and after.
-local function attempt_logged(self, plan, attempts)
-  self:log{ event = "request", method = plan.method, path = plan.path, attempt = attempts }
-  local started = core.now()
-  local status, raw, headers = self.transport:request(plan.method, plan.path, plan.body)
-  local data, err = self:outcome(status, raw, headers, plan.envelope)
-  self:log{ event = err and "error" or "response", method = plan.method, path = plan.path,
-            status = status or nil, attempt = attempts, elapsed_ms = round_ms(core.now() - started), error = err }
-  return data, err
-end
-
---- Runs a plan to the end, blocking: rate limit, attempts, retries with backoff.
--- A plan is `{ method, path, body, idempotent, finish = function(plan, data) }`.
+--- Runs a plan to the end, blocking (see `envoke.async`: one pipeline for
+-- blocking and non-blocking calls). A plan is `{ method, path, body, headers,
+-- idempotent, envelope, expect, finish = function(plan, data) }`.
 -- @local
 function Client:execute(plan)
   if self.closed then raise("client is closed") end
-  local transport, bucket, policy, logger = self.transport, self.bucket, self.retry, self.logger
-  local started, attempts = nil, 0
-  while true do
-    if bucket then
-      local wait = bucket:reserve(core.now())
-      if wait > 0 then self.sleep(wait) end
-    end
-    attempts = attempts + 1
-    local data, err
-    if logger then
-      data, err = attempt_logged(self, plan, attempts)
-    else
-      local status, raw, headers = transport:request(plan.method, plan.path, plan.body)
-      data, err = self:outcome(status, raw, headers, plan.envelope)
-    end
-    if not err then
-      if plan.finish then return plan.finish(plan, data) end
-      return data
-    end
-    err.attempts = attempts
-    if not policy or self.closed then return nil, err end
-    started = started or core.now()
-    local wait = retry.delay(policy, attempts, err, plan.idempotent, (core.now() - started) / 1000)
-    if not wait then return nil, err end
-    if logger then
-      self:log{ event = "retry", method = plan.method, path = plan.path, attempt = attempts,
-                wait_ms = round_ms(wait * 1000), error = err }
-    end
-    self.sleep(wait * 1000)
-  end
+  return (self.async_engine or self:engine()):run(plan)
 end
 
 local METHODS = { GET = true, HEAD = true, POST = true, PUT = true, PATCH = true, DELETE = true }
@@ -326,14 +295,6 @@ function Client:request(method, path, body)
   return self:execute(raw_plan(method, path, body))
 end
 
--- A callback argument: a function or nil.
-local function callback_of(callback)
-  if callback ~= nil and type(callback) ~= "function" then
-    raise("the callback must be a function, got %s", type(callback))
-  end
-  return callback
-end
-
 --- The client's async engine (made on first use).
 -- @local
 function Client:engine()
@@ -364,7 +325,8 @@ end
 
 --- Non-blocking `request`: a handle at once; `callback(data, err, handle)` runs from `poll`.
 function Client:request_async(method, path, body, callback)
-  return self:engine():submit(raw_plan(method, path, body), callback_of(callback))
+  if callback == nil and type(body) == "function" then body, callback = nil, body end
+  return self:engine():start(callback, raw_plan(method, path, body))
 end
 
 --- Saves many contacts concurrently (see `envoke.bulk`).
@@ -492,7 +454,7 @@ function plans.ping(self)
 end
 
 local function async_call(self, callback, plan)
-  return self:engine():submit(plan, callback_of(callback))
+  return self:engine():start(callback, plan)
 end
 
 --- One contact by its Envoke id.
@@ -520,7 +482,10 @@ function Client:get_async(id, callback) return async_call(self, callback, plans.
 --- Non-blocking `find`.
 function Client:find_async(key, callback) return async_call(self, callback, plans.find(self, key)) end
 --- Non-blocking `list`.
-function Client:list_async(opts, callback) return async_call(self, callback, plans.list(self, opts)) end
+function Client:list_async(opts, callback)
+  if callback == nil and type(opts) == "function" then opts, callback = nil, opts end
+  return async_call(self, callback, plans.list(self, opts))
+end
 --- Non-blocking `ping`.
 function Client:ping_async(callback) return async_call(self, callback, plans.ping(self)) end
 
@@ -628,5 +593,8 @@ function Client:interests() return name_map(self, "/v1/interests") end
 -- @treturn table name -> id
 -- @treturn table id -> name
 function Client:autoresponders() return name_map(self, "/v1/autoresponders") end
+
+-- send, send_emails, custom_field_names (and their _async forms): envoke.resources.
+require("envoke.resources").extend(Client)
 
 return Client

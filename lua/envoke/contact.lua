@@ -26,8 +26,12 @@ local mt = {}
 
 local fields_of
 
+-- The methods a contact answers to (filled at the end of the file): the
+-- module's other functions (new, plan, ...) are not reachable from a contact.
+local METHODS = {}
+
 function mt.__index(self, key)
-  local method = Contact[key]
+  local method = METHODS[key]
   if method ~= nil then return method end
   local pending = rawget(self, CHANGES)[key]
   if pending ~= nil and type(pending) ~= "table" then return pending end
@@ -590,12 +594,13 @@ local function run(self, plan, result, err)
 end
 
 local function run_async(self, callback, plan, result, err)
-  if callback ~= nil and type(callback) ~= "function" then
-    fail("the callback must be a function, got %s", type(callback))
-  end
-  local engine = rawget(self, CLIENT):engine()
-  if not plan then return engine:resolved(result, err, callback) end
-  return engine:submit(plan, callback)
+  return rawget(self, CLIENT):engine():start(callback, plan, result, err)
+end
+
+-- `c:save_async(cb)` as well as `c:save_async(nil, cb)`: no placeholder needed.
+local function opts_or_callback(opts, callback)
+  if callback == nil and type(opts) == "function" then return nil, opts end
+  return opts, callback
 end
 
 --- Updates the contact (PATCH), sending only what changed since it was
@@ -609,7 +614,11 @@ function Contact:save(opts) return run(self, plans.save(self, opts)) end
 --- Creates the contact (POST). `email` is required. Retried only when the
 -- request provably never reached the server (a retried insert could duplicate).
 -- @return self, or nil, err (`kind = "duplicate"` when the email exists)
-function Contact:insert() return run(self, plans.insert(self)) end
+function Contact:insert(opts)
+  -- An insert has no key: a keyfield here would be silently meaningless.
+  if opts ~= nil then fail("insert takes no options (an insert has no key; use upsert{ keyfield = ... })") end
+  return run(self, plans.insert(self))
+end
 
 --- Creates the contact, or updates the one that matches its key (POST ?upsert=1).
 -- An update changes only the fields sent and adds tags; it never drops any.
@@ -628,11 +637,17 @@ function Contact:reload() return run(self, plans.reload(self)) end
 
 --- Non-blocking `save`: returns a handle at once; `client:poll` drives it and
 -- then calls `callback(result, err, handle)`. See `envoke.async`.
-function Contact:save_async(opts, callback) return run_async(self, callback, plans.save(self, opts)) end
+function Contact:save_async(opts, callback)
+  opts, callback = opts_or_callback(opts, callback)
+  return run_async(self, callback, plans.save(self, opts))
+end
 --- Non-blocking `insert`.
 function Contact:insert_async(callback) return run_async(self, callback, plans.insert(self)) end
 --- Non-blocking `upsert`.
-function Contact:upsert_async(opts, callback) return run_async(self, callback, plans.upsert(self, opts)) end
+function Contact:upsert_async(opts, callback)
+  opts, callback = opts_or_callback(opts, callback)
+  return run_async(self, callback, plans.upsert(self, opts))
+end
 --- Non-blocking `delete`.
 function Contact:delete_async(callback) return run_async(self, callback, plans.delete(self)) end
 --- Non-blocking `reload`.
@@ -641,5 +656,11 @@ function Contact:reload_async(callback) return run_async(self, callback, plans.r
 --- The metatable of contact objects (to recognise them).
 -- @local
 Contact.metatable = mt
+
+for _, name in ipairs{ "set", "clear", "interest", "mandatory_consent", "autoresponder", "custom_field",
+                       "consent", "changes", "unapplied", "fields", "save", "insert", "upsert", "delete",
+                       "reload", "save_async", "insert_async", "upsert_async", "delete_async", "reload_async" } do
+  METHODS[name] = Contact[name]
+end
 
 return Contact

@@ -2,7 +2,8 @@
 -- the library raises on a programmer's mistake.
 -- A call that fails returns `nil, err`; `err` is a table with
 -- `kind`, `status`, `message`, `errors`, `retryable`, `attempts` (and `retry_after`,
--- `curl_code`, `sent` where known) that prints well with `tostring`.
+-- `curl_code`, `sent`, and `details` for what a failed bulk call or a duplicate
+-- names, where known) that prints well with `tostring`.
 -- @module envoke.errors
 local errors = {}
 
@@ -66,6 +67,14 @@ function errors.redactor(secrets)
     if #patterns == 0 then return err end
     err.message, err.body = scrub(err.message), scrub(err.body)
     for i, e in ipairs(err.errors) do err.errors[i] = scrub(e) end
+    local d = err.details
+    if d then
+      d.id = scrub(d.id)
+      for i, v in ipairs(d.not_found or {}) do d.not_found[i] = scrub(v) end
+      for _, f in ipairs(d.failed or {}) do
+        f.contact_id, f.contact_email, f.reason = scrub(f.contact_id), scrub(f.contact_email), scrub(f.reason)
+      end
+    end
     return err
   end
 end
@@ -124,20 +133,36 @@ end
 -- Statuses a later attempt may well get past; other 4xx and 500 will not change.
 local RETRYABLE_STATUS = { [429] = true, [502] = true, [503] = true, [504] = true }
 
-local function kind_of_status(status, list)
+-- What a 400's texts must say for each kind a request may expect. Envoke's
+-- exact words are not documented, so a text alone never decides: the request
+-- must be one that can fail that way (see `expect` below).
+local TEXT_OF = {
+  not_found = { "not found", "does not exist", "no contact", "unknown contact" },
+  duplicate = { "already exist", "duplicate", "already in use", "already used" },
+}
+
+local function says(list, kind)
+  for _, e in ipairs(list) do
+    local text = tostring(e):lower()
+    for _, words in ipairs(TEXT_OF[kind]) do
+      if text:find(words, 1, true) then return true end
+    end
+  end
+  return false
+end
+
+local function kind_of_status(status, list, expect)
   if status == 401 or status == 403 then return "auth" end
   if status == 404 then return "not_found" end
   if status == 409 then return "duplicate" end
   if status == 429 then return "rate_limited" end
   if status >= 500 then return "server" end
-  -- Envoke answers most failures with a 400 envelope; its error texts are the
-  -- only hint of a missing or duplicate contact. `errors` stays the authority.
-  for _, e in ipairs(list) do
-    local text = tostring(e):lower()
-    if text:find("not found", 1, true) then return "not_found" end
-    if text:find("already exists", 1, true) then return "duplicate" end
+  if status == 400 and expect then
+    for _, kind in ipairs(expect) do
+      if says(list, kind) then return kind end
+    end
   end
-  return status < 500 and "validation" or "server"
+  return "validation"
 end
 
 --- Seconds to wait from a `Retry-After` value (seconds or an HTTP date), or nil.
@@ -159,13 +184,45 @@ function errors.retry_after(value, now)
   return wait > 0 and wait or 0
 end
 
+local function text_of(v)
+  if type(v) == "string" then return v end
+  if type(v) == "number" and v == math.floor(v) then return ("%d"):format(v) end
+end
+
+-- What a failure answers besides `errors` (docs/envoke-api.md §8): the id of
+-- the existing hook a duplicate names; a bulk assignment's `processed`,
+-- `not_found` and `failed`. Copied as plain strings and numbers, or nil.
+local function details_of(rd)
+  if type(rd) ~= "table" then return nil end
+  local d, any = {}, false
+  d.id = text_of(rd.id)
+  if type(rd.processed) == "number" then d.processed = rd.processed end
+  if type(rd.not_found) == "table" then
+    d.not_found = {}
+    for i, v in ipairs(rd.not_found) do d.not_found[i] = text_of(v) or tostring(v) end
+  end
+  if type(rd.failed) == "table" then
+    d.failed = {}
+    for _, f in ipairs(rd.failed) do
+      if type(f) == "table" then
+        d.failed[#d.failed + 1] = { contact_id = text_of(f.contact_id), contact_email = text_of(f.contact_email),
+                                    reason = text_of(f.reason) or "" }
+      end
+    end
+  end
+  for _ in pairs(d) do any = true end
+  return any and d or nil
+end
+
 --- Makes the error of a non-2xx answer (or a 2xx whose envelope says `success: false`).
 -- @tparam number status
 -- @param data the decoded body, or nil when it was not JSON
 -- @tparam[opt] table headers lower-cased names
 -- @tparam[opt] string raw the body as received
 -- @local
-function errors.from_response(status, data, headers, raw)
+-- @tparam[opt] table expect the kinds a 400 may mean for this request, in order:
+--   `{ "duplicate" }` for an insert, `{ "not_found", "duplicate" }` for an update, ...
+function errors.from_response(status, data, headers, raw, expect)
   local list, message = {}, nil
   if type(data) == "table" then
     if type(data.result_data) == "table" and type(data.result_data.errors) == "table" then
@@ -177,8 +234,9 @@ function errors.from_response(status, data, headers, raw)
     message = (raw and raw ~= "" and data == nil) and ("HTTP " .. status .. " with a body that is not JSON")
       or ("HTTP " .. status)
   end
-  return errors.new(kind_of_status(status, list), {
+  return errors.new(kind_of_status(status, list, expect), {
     status = status, message = message, errors = list,
+    details = type(data) == "table" and details_of(data.result_data) or nil,
     retryable = RETRYABLE_STATUS[status] or false,
     retry_after = errors.retry_after(headers and headers["retry-after"]),
   })
