@@ -38,7 +38,8 @@ for line in lines(results_file) do
     local c = by_name[name]
     local r = { rps = v.requests / v.seconds, cpu = v.cpu_us, rss = v.rss_kb,
                 -- host cases (bench/lua/host_frames.lua): poll(0) CPU per frame
-                worst = v.worst_us, p99 = v.p99_us, connect = v.connect_us, client = v.client_us }
+                worst = v.worst_us, p99 = v.p99_us, connect = v.connect_us, client = v.client_us,
+                ir_poll = v.ir_poll, ir_new = v.ir_new, ir_ca = v.ir_ca }
     c.runs[#c.runs + 1] = r
     c.by_run = c.by_run or {}
     c.by_run[tonumber(run)] = r
@@ -69,6 +70,7 @@ for _, c in ipairs(cases) do
     if r.connect and (not c.connect or r.connect > c.connect) then c.connect = r.connect end
   end
   c.p99, c.client = c.worst and median(c.runs, "p99"), c.worst and median(c.runs, "client")
+  c.ir_poll = c.worst and median(c.runs, "ir_poll")
   if c.rps then
     local lo, hi = math.huge, 0
     for _, r in ipairs(c.runs) do
@@ -187,6 +189,10 @@ for _, c in ipairs(cases) do
     notes[#notes + 1] = ("frames: %s: poll(0) CPU per frame worst %.2f ms (max over runs), p99 %.2f ms"
       .. " (median); up to the first answer %.2f ms; envoke.new %.2f ms"):format(c.name, c.worst / 1000,
       c.p99 / 1000, (c.connect or 0) / 1000, (c.client or 0) / 1000)
+    if c.ir_poll then
+      notes[#notes + 1] = ("callgrind: %s: %.0f instructions in poll per write; %.0f making the pool;"
+        .. " %.0f loading CA files"):format(c.name, c.ir_poll, median(c.runs, "ir_new"), median(c.runs, "ir_ca"))
+    end
   end
 end
 if memory then

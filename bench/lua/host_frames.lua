@@ -11,6 +11,10 @@
 --   connect_us  the longest poll(0) before the first answer (the first connection's setup)
 --   client_us envoke.new (where a CA store loaded at creation is paid)
 -- seconds is the host's wall time, start to exit; cpu_us the poll(0) CPU per write.
+-- The C host then runs again under callgrind (CALLGRIND_WRITES writes, fixed):
+--   ir_poll   instructions in envoke.core's perform (poll) per write
+--   ir_new    instructions in making the pool (envoke.new's C part)
+--   ir_ca     instructions in OpenSSL's CA-file loading, wherever it ran
 local measure = require "measure"
 measure.use_checkout()
 local harness = dofile("spec/hosts/harness.lua")
@@ -24,6 +28,7 @@ end
 if host == "love" and not harness.installed("love") then measure.skip("love is not installed (make deps)") end
 
 local SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"
+local CALLGRIND_WRITES = 100
 local dir = harness.tmpdir("envoke-bench-host")
 local srv
 
@@ -55,6 +60,34 @@ if tls then
   env.HOST_CA_FILE = bundle
 end
 
+-- Inclusive instruction counts per function name (the largest entry of each)
+-- from callgrind's output.
+local function instructions(out_file)
+  local text = shell.run("callgrind_annotate --inclusive=yes --threshold=100 " .. shell.quote(out_file))
+  local ir = {}
+  for figure, fn in text:gmatch("\n%s*([%d,]+) %([^)]*%)%s+[^\n]-:([%w_]+)[^\n]*") do
+    local n = tonumber((figure:gsub(",", "")))
+    if not ir[fn] or n > ir[fn] then ir[fn] = n end
+  end
+  return ir
+end
+
+-- The C host under callgrind: where the instructions go, first connection included.
+local function callgrind_figures()
+  if host ~= "c" or not harness.installed("valgrind") then return "" end
+  local cg_env = {}
+  for k, v in pairs(env) do cg_env[k] = v end
+  cg_env.HOST_OUT, cg_env.HOST_NAME, cg_env.HOST_CALLS = dir .. "/cg", env.HOST_NAME .. "-cg", CALLGRIND_WRITES
+  local out_file = dir .. "/callgrind.out"
+  local cmd = "valgrind --tool=callgrind --callgrind-out-file=" .. shell.quote(out_file) .. " "
+    .. harness.command(host, c_host)
+  local cg_code, cg_log = harness.run_host(cmd, cg_env, dir .. "/cg.log", 300)
+  if cg_code ~= 0 then finish(1, "the host under callgrind exited " .. cg_code .. ": " .. cg_log) end
+  local ir = instructions(out_file)
+  return (" ir_poll=%.0f ir_new=%d ir_ca=%d"):format((ir.l_perform or 0) / CALLGRIND_WRITES, ir.l_pool_new or 0,
+    ir.X509_STORE_load_file_ex or ir.X509_STORE_load_file or 0)
+end
+
 local gettime = require("socket.core").gettime
 local t0 = gettime()
 local code, log = harness.run_host(harness.command(host, c_host), env, dir .. "/run.log", 300)
@@ -82,7 +115,8 @@ table.sort(polls)
 local worst = polls[#polls]
 local p99 = polls[math.max(1, math.ceil(#polls * 0.99))]
 
-io.stdout:write(("requests=%d seconds=%.6f cpu_us=%.3f rss_kb=%d worst_us=%.1f p99_us=%.1f connect_us=%.1f"
-  .. " client_us=%.1f frames=%d\n"):format(count, seconds, total / count, tonumber(results.facts.rss_kb) or 0,
-  worst, p99, connect, tonumber(results.facts.client_cpu_us) or 0, #polls))
+local line = ("requests=%d seconds=%.6f cpu_us=%.3f rss_kb=%d worst_us=%.1f p99_us=%.1f connect_us=%.1f"
+  .. " client_us=%.1f frames=%d"):format(count, seconds, total / count, tonumber(results.facts.rss_kb) or 0,
+  worst, p99, connect, tonumber(results.facts.client_cpu_us) or 0, #polls)
+io.stdout:write(line, callgrind_figures(), "\n")
 finish(0)
