@@ -354,6 +354,20 @@ function bulk.loop(client, op, items, opts, concurrency, jnl, key_name)
     if on_progress then on_progress(done, total) end
   end
 
+  -- Connections left idle by earlier calls must not carry an insert (libcurl
+  -- would re-send it unseen if the server closed one after applying it):
+  -- enough concurrent requests that close their connection use them up first.
+  if is_insert then
+    local sent, back = 0, 0
+    for _ = 1, concurrency + 8 do
+      local ok = pcall(engine.submit, engine, { method = "GET", path = "/v1/settings", idempotent = true,
+                                                headers = CLOSE }, function() back = back + 1 end)
+      if not ok then break end
+      sent = sent + 1
+    end
+    while back < sent and not client.closed do engine:poll(100) end
+  end
+
   local journal_err
   while true do
     pull()
