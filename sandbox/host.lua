@@ -26,6 +26,35 @@ local MAX_BODY = 1024 * 1024
 
 local config, instance
 
+-- One webhook delivery (envoke.sandbox.hooks), posted from a timer: the
+-- sandbox's answers never wait for a receiver. HTTP/1.1 with Connection:
+-- close, IP or localhost hosts only (no resolver is configured); `done`
+-- gets the status, or nil and what went wrong.
+local function post_delivery(premature, request, done)
+  if premature then return done(nil, "nginx is shutting down") end
+  local scheme, name, port, path = request.url:match("^(https?)://([^/:]+):?(%d*)(/?[^#]*)")
+  if not scheme then return done(nil, "cannot parse the URL") end
+  if name == "localhost" then name = "127.0.0.1" end
+  local sock = ngx.socket.tcp()
+  sock:settimeout(5000)
+  local ok, err = sock:connect(name, tonumber(port) or (scheme == "https" and 443 or 80))
+  if ok and scheme == "https" then ok, err = sock:sslhandshake(nil, name, false) end
+  if not ok then return done(nil, "connect: " .. tostring(err)) end
+  local head = ("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nUser-Agent: Envoke-Sandbox\r\n"
+    .. "Content-Length: %d\r\nConnection: close\r\n\r\n"):format(path ~= "" and path or "/", name, #request.body)
+  ok, err = sock:send(head .. request.body)
+  local line = ok and sock:receive("*l")
+  sock:close()
+  local status = line and tonumber(line:match("^HTTP/%d%.%d (%d%d%d)"))
+  if not status then return done(nil, "no HTTP answer: " .. tostring(err or line)) end
+  return done(status)
+end
+
+local function deliver(request, done)
+  local ok, err = ngx.timer.at(0, post_delivery, request, done)
+  if not ok then done(nil, "timer: " .. tostring(err)) end
+end
+
 --- Stores the server's options (JSON text); runs in nginx's init phase.
 function host.configure(json_text)
   config = require("cjson").decode(json_text)
@@ -44,6 +73,7 @@ function host.init_worker()
     data_file = opt(config.data_file),
     -- ngx.sleep yields, so other requests go on while a delayed one waits.
     sleep = ngx.sleep,
+    deliver = deliver, -- webhooks, through cosockets from a timer
   }
 end
 

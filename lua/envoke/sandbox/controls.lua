@@ -16,6 +16,9 @@
 -- | `GET`, `POST /_sandbox/settings` | read / change account settings (`allow_duplicate_emails`, `name`, ...) |
 -- | `GET`, `POST`, `DELETE /_sandbox/faults` | list / add (object or array) / clear injected faults |
 -- | `GET /_sandbox/errors` | internal errors caught (with traces), newest last |
+-- | `GET`, `POST /_sandbox/deliveries` | webhook deliveries: list / deliver what is due (`envoke.sandbox.beyond`) |
+-- | `GET /_sandbox/messages` | every email sent (`/v1/send`, messages, SendEmails) |
+-- | `GET`, `POST /_sandbox/groups` | interest groups tags and subscriptions may name |
 -- @module envoke.sandbox.controls
 
 local schema = require "envoke.schema"
@@ -39,12 +42,14 @@ local function optional_object(req)
 end
 
 function controls.index()
-  return ok("Sandbox controls", json.array {
+  local names = json.array {
     "POST /_sandbox/reset", "GET /_sandbox/contacts", "POST /_sandbox/contacts",
     "GET /_sandbox/log", "DELETE /_sandbox/log", "GET /_sandbox/clock", "POST /_sandbox/clock",
     "GET /_sandbox/settings", "POST /_sandbox/settings", "GET /_sandbox/faults", "POST /_sandbox/faults",
     "DELETE /_sandbox/faults", "GET /_sandbox/errors",
-  })
+  }
+  for _, name in ipairs(require("envoke.sandbox.beyond").control_names) do names[#names + 1] = name end
+  return ok("Sandbox controls", names)
 end
 
 function controls.reset(sb, req)
@@ -281,5 +286,7 @@ controls.routes = {
   { "^/_sandbox/faults$", { GET = controls.faults, POST = controls.add_faults, DELETE = controls.clear_faults } },
   { "^/_sandbox/errors$", { GET = controls.errors } },
 }
+-- Deliveries, sent messages, groups (envoke.sandbox.beyond).
+for _, r in ipairs(require("envoke.sandbox.beyond").controls) do controls.routes[#controls.routes + 1] = r end
 
 return controls

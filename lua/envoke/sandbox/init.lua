@@ -26,6 +26,7 @@ local json = require "envoke.sandbox.json"
 local response = require "envoke.sandbox.response"
 local contacts = require "envoke.sandbox.contacts"
 local controls = require "envoke.sandbox.controls"
+local beyond = require "envoke.sandbox.beyond"
 local schema = require "envoke.schema"
 
 local Sandbox = {}
@@ -41,6 +42,7 @@ local ROUTES = {
   { "^/v1/autoresponders$", { GET = contacts.autoresponders } },
   { "^/v1/settings$", { GET = contacts.settings } },
 }
+for _, r in ipairs(beyond.routes) do ROUTES[#ROUTES + 1] = r end -- tags, hooks, sending, ... (envoke.sandbox.beyond)
 
 --- Creates a sandbox.
 -- @tparam[opt] table opts
@@ -49,7 +51,8 @@ local ROUTES = {
 --   `clock` (function returning epoch seconds; default os.time),
 --   `sleep` (function(seconds); when given, delay faults sleep through it),
 --   `data_file` (path of the JSON data file; loaded when it exists),
---   `random` (function(n) -> n random bytes, for external ids)
+--   `random` (function(n) -> n random bytes, for external ids),
+--   `deliver` (function(request, done) posting a webhook delivery; see `envoke.sandbox.hooks`)
 -- Raises on an invalid catalogue or an unreadable data file.
 function Sandbox.new(opts)
   opts = opts or {}
@@ -58,6 +61,7 @@ function Sandbox.new(opts)
   self.cat = catalogue.new(opts.catalogue)
   self.clock = opts.clock or os.time
   self.sleep = opts.sleep
+  self.deliver = opts.deliver
   self.store = store.new({ data_file = opts.data_file, random = opts.random })
   self:clear_state()
   self.store:load()
@@ -65,6 +69,7 @@ function Sandbox.new(opts)
 end
 
 function Sandbox:clear_state()
+  beyond.reset(self)
   self.store:clear()
   self.log = log.new()
   self.faults = faults.new()
@@ -208,7 +213,7 @@ function Sandbox:dispatch(method, path, query_string, headers, body, body_length
       return response.fail(413, "Payload Too Large",
         { "the request body is " .. length .. " bytes; the limit is " .. Sandbox.MAX_BODY })
     end
-    if not path:find("^/v1/") and path ~= "/v1" then
+    if not beyond.api_path(path) then
       return response.fail(404, "Not Found", { "no route for " .. method .. " " .. path })
     end
     local header = headers.authorization or headers.Authorization
@@ -218,7 +223,10 @@ function Sandbox:dispatch(method, path, query_string, headers, body, body_length
     if allowed then return not_allowed(method, path, allowed) end
     if not handler then return response.fail(404, "Not Found", { "no route for " .. method .. " " .. path }) end
     req.id = id
-    return handler(self, req)
+    local watch = beyond.before(self, req)
+    local status, out_headers, out_body = handler(self, req)
+    beyond.after(self, watch, status, out_body)
+    return status, out_headers, out_body
   end
 
   local status, out_headers, out_body, fault_action
@@ -252,6 +260,7 @@ function Sandbox:handle(method, path, query_string, headers, body, body_length)
   local results
   local ok, err = xpcall(function()
     results = { self:dispatch(method, path, query_string, headers, body, body_length) }
+    beyond.pump(self) -- webhook deliveries and scheduled messages that are due
   end, debug.traceback)
   if ok then return results[1], results[2], results[3], results[4] end
   self.current_entry = nil
