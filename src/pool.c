@@ -28,7 +28,11 @@
 #define DEFAULT_TIMEOUT_MS 10000
 #define MAX_HEADER_LINE 8192
 
-typedef enum { REQ_FREE, REQ_RUNNING, REQ_DONE } req_state;
+/* DELIVERING: its result is becoming Lua values. Making a Lua value may run a
+ * finalizer, and a finalizer may call this pool (close, cancel, finished,
+ * request), so a delivering request sits on a list of its own that no other
+ * call touches; close() leaves it for the delivering call (or __gc) to free. */
+typedef enum { REQ_FREE, REQ_RUNNING, REQ_DONE, REQ_DELIVERING } req_state;
 
 typedef struct ek_request {
     struct ek_request *prev, *next; /* in the pool's running, done or free list */
@@ -54,7 +58,7 @@ typedef struct req_list {
 typedef struct ek_pool {
     int closed;
     CURLM *multi;
-    req_list running, done, spare;
+    req_list running, done, spare, delivering;
     lua_Integer next_id;
     ek_buffer scratch; /* JSON encoding and URL building */
 
@@ -332,6 +336,8 @@ static void request_recycle(ek_pool *p, ek_request *r)
     } else if (r->state == REQ_DONE) {
         curl_multi_remove_handle(p->multi, r->easy);
         list_remove(&p->done, r);
+    } else if (r->state == REQ_DELIVERING) {
+        list_remove(&p->delivering, r); /* already out of the multi handle */
     }
     curl_slist_free_all(r->own_headers);
     r->own_headers = NULL;
@@ -341,6 +347,30 @@ static void request_recycle(ek_pool *p, ek_request *r)
     r->state = REQ_FREE;
     r->blocking = 0;
     list_push(&p->spare, r);
+}
+
+/*
+ * Pushes the result of a finished request r and lets go of r. Making those Lua
+ * values may run a finalizer that calls this pool (close, cancel, finished,
+ * request): r is first moved to the delivering list, which no such call
+ * touches, and is freed here when the pool was closed meanwhile. A memory
+ * error raised while pushing leaves r on that list, for __gc to free.
+ */
+static int deliver(lua_State *L, ek_pool *p, ek_request *r)
+{
+    int n;
+
+    list_remove(&p->done, r);
+    r->state = REQ_DELIVERING;
+    list_push(&p->delivering, r);
+    n = push_result(L, p, r);
+    if (p->closed) {
+        list_remove(&p->delivering, r);
+        request_destroy(r);
+    } else {
+        request_recycle(p, r);
+    }
+    return n;
 }
 
 static int has_prefix(const char *s, const char *prefix)
@@ -593,45 +623,147 @@ static void drive(ek_pool *p, int wait_ms)
     harvest(p);
 }
 
-/*
- * Validates the arguments at base .. base+3 (method, path, body, headers) and
- * adds the request to the multi handle. Raises on bad arguments before
- * anything is sent; whatever it allocates is owned by the pool at every point.
- */
-static ek_request *submit(lua_State *L, ek_pool *p, int base, int blocking)
-{
-    int method = check_method(L, base);
-    size_t plen;
-    const char *path = check_path(L, base + 1, &plen);
-    int body_type = lua_type(L, base + 2);
-    int nheaders = check_headers(L, base + 3);
-    const char *mname = methods[method];
-    const char *body = NULL;
-    size_t blen = 0;
-    int has_body = 0, json_body = 0, is_get = method == 0, is_head = method == 5;
-    char err[256];
-    ek_request *r;
-    struct curl_slist *list;
-    CURLcode rc = CURLE_OK;
+/* What submit() checked, before it touches the pool's memory. */
+typedef struct submission {
+    int method; /* index in methods[] */
+    const char *path, *body; /* Lua strings held on the stack; body NULL unless a string */
+    size_t plen, blen;
+    int body_arg, has_body, json_body;
+    int lines, nlines; /* stack index of the first "Name: value" line of the caller's headers, and how many */
+    unsigned defaults; /* bit i: send default_line(i) */
+} submission;
 
+/* Pushes one "Name: value" string per header of the table at arg. */
+static void push_header_lines(lua_State *L, int arg, submission *s)
+{
+    s->lines = lua_gettop(L) + 1;
+    lua_pushnil(L);
+    while (lua_next(L, arg) != 0) {
+        lua_pushvalue(L, -2); /* numbers are turned into strings on copies, not on keys */
+        lua_pushvalue(L, -2);
+        lua_pushfstring(L, "%s: %s", lua_tostring(L, -2), lua_tostring(L, -1));
+        lua_insert(L, -5); /* below the key, which lua_next needs on top */
+        lua_pop(L, 3);
+    }
+}
+
+/*
+ * Checks the arguments at base .. base+3 (method, path, body, headers) and
+ * makes every Lua value the submission needs. Raises on bad arguments. Any of
+ * these allocations may run a finalizer that closes or calls this pool, so
+ * nothing here holds a pointer into the pool's memory.
+ */
+static void check_submission(lua_State *L, int base, submission *s)
+{
+    int body_type = lua_type(L, base + 2), nheaders, i;
+
+    s->method = check_method(L, base);
+    s->path = check_path(L, base + 1, &s->plen);
+    nheaders = check_headers(L, base + 3);
+    s->body = NULL;
+    s->blen = 0;
+    s->body_arg = base + 2;
+    s->has_body = s->json_body = 0;
     if (body_type == LUA_TTABLE || body_type == LUA_TLIGHTUSERDATA) {
-        ek_buffer_reset(&p->scratch);
-        if (ek_json_encode(L, base + 2, &p->scratch, err, sizeof err) != 0)
-            luaL_error(L, EK_MODULE ": cannot encode the request body as JSON: %s", err);
-        has_body = json_body = 1;
+        s->has_body = s->json_body = 1;
     } else if (body_type == LUA_TSTRING) {
-        body = lua_tolstring(L, base + 2, &blen);
-        has_body = 1;
+        s->body = lua_tolstring(L, base + 2, &s->blen);
+        s->has_body = 1;
     } else if (body_type != LUA_TNIL && body_type != LUA_TNONE) {
         luaL_argerror(L, base + 2, "body must be a string, a table or nil");
     }
-    if (has_body && (is_get || is_head))
-        luaL_argerror(L, base + 2, lua_pushfstring(L, "a %s request has no body", mname));
+    if (s->has_body && (s->method == 0 || s->method == 5))
+        luaL_argerror(L, base + 2, lua_pushfstring(L, "a %s request has no body", methods[s->method]));
+    s->nlines = nheaders;
+    s->lines = 0;
+    s->defaults = 0;
+    for (i = 0; i < default_count(s->has_body); i++)
+        if (!header_given(L, base + 3, default_names[i]))
+            s->defaults |= 1u << i;
+    if (nheaders > 0) {
+        luaL_checkstack(L, nheaders + 8, "too many headers");
+        push_header_lines(L, base + 3, s);
+    }
+}
 
-    r = request_acquire(p);
+/* The request's own header list: the caller's lines, then the defaults it did not override. */
+static CURLcode build_headers(lua_State *L, ek_pool *p, ek_request *r, const submission *s)
+{
+    struct curl_slist *list;
+    int i;
+
+    for (i = 0; i < s->nlines; i++) {
+        list = curl_slist_append(r->own_headers, lua_tostring(L, s->lines + i));
+        if (list == NULL)
+            return CURLE_OUT_OF_MEMORY;
+        r->own_headers = list;
+    }
+    for (i = 0; i < default_count(s->has_body); i++) {
+        if (!(s->defaults & (1u << i)))
+            continue;
+        list = curl_slist_append(r->own_headers, default_line(p, i));
+        if (list == NULL)
+            return CURLE_OUT_OF_MEMORY;
+        r->own_headers = list;
+    }
+    return CURLE_OK;
+}
+
+/* The body (a JSON body is already in p->scratch, handed over without copying) and the header list. */
+static CURLcode set_body_and_headers(lua_State *L, ek_pool *p, ek_request *r, const submission *s)
+{
+    if (s->json_body) {
+        ek_buffer t = r->body;
+        r->body = p->scratch;
+        p->scratch = t;
+    } else {
+        ek_buffer_reset(&r->body);
+        if (s->has_body && ek_buffer_append(&r->body, s->body, s->blen) != 0)
+            return CURLE_OUT_OF_MEMORY;
+    }
+    return s->nlines > 0 ? build_headers(L, p, r, s) : CURLE_OK;
+}
+
+/* URL, method, body and headers on the easy handle. */
+static CURLcode set_request_options(ek_pool *p, ek_request *r, const submission *s)
+{
+    const char *mname = methods[s->method];
+    int is_get = s->method == 0, is_head = s->method == 5;
+    CURLcode rc = CURLE_OK;
+
+    ek_buffer_reset(&p->scratch);
+    if (ek_buffer_append(&p->scratch, p->base_url, strlen(p->base_url)) != 0 ||
+        ek_buffer_append(&p->scratch, s->path, s->plen) != 0 || ek_buffer_append(&p->scratch, "", 1) != 0)
+        return CURLE_OUT_OF_MEMORY;
+
+#define SET(opt, val) \
+    if (rc == CURLE_OK) \
+    rc = curl_easy_setopt(r->easy, opt, val)
+    SET(CURLOPT_URL, p->scratch.data);
+    SET(CURLOPT_NOBODY, is_head ? 1L : 0L);
+    if (is_get || is_head || (!s->has_body && s->method == 4)) {
+        if (!is_head)
+            SET(CURLOPT_HTTPGET, 1L);
+    } else {
+        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body.len);
+        SET(CURLOPT_POSTFIELDS, r->body.len ? r->body.data : "");
+    }
+    SET(CURLOPT_CUSTOMREQUEST, (is_get || is_head || s->method == 1) ? NULL : mname);
+    /* Compression pays on list pages, not on a 1 KB write envelope, and
+     * asking for it costs libcurl work on every request. */
+    SET(CURLOPT_ACCEPT_ENCODING, is_get ? "" : NULL);
+    SET(CURLOPT_HTTPHEADER, r->own_headers ? r->own_headers : s->has_body ? p->headers_json : p->headers_plain);
+#undef SET
+    return rc;
+}
+
+/* A spare or new request, reset and on the running list; NULL when out of memory. */
+static ek_request *start_request(ek_pool *p, int blocking)
+{
+    ek_request *r = request_acquire(p);
+
     if (r == NULL)
-        luaL_error(L, EK_MODULE ": out of memory");
-    /* From here on r is in a pool list whatever happens, so close() can always free it. */
+        return NULL;
     r->state = REQ_RUNNING;
     r->blocking = blocking;
     r->id = ++p->next_id;
@@ -641,80 +773,41 @@ static ek_request *submit(lua_State *L, ek_pool *p, int base, int blocking)
     ek_buffer_reset(&r->response);
     ek_buffer_reset(&r->headers);
     list_push(&p->running, r);
+    return r;
+}
 
-    if (json_body) {
-        ek_buffer t = r->body; /* hand the encoded body over without copying */
-        r->body = p->scratch;
-        p->scratch = t;
-    } else {
-        ek_buffer_reset(&r->body);
-        if (has_body && ek_buffer_append(&r->body, body, blen) != 0)
-            rc = CURLE_OUT_OF_MEMORY;
+/*
+ * Checks the arguments at base .. base+3 (method, path, body, headers) and
+ * adds the request to the multi handle. Raises on bad arguments before
+ * anything is sent. Past check_submission() it makes no Lua value (so no
+ * finalizer runs) and raises only before the request exists; from then on the
+ * request is on a pool list, so close() can always free it.
+ */
+static ek_request *submit(lua_State *L, ek_pool *p, int base, int blocking)
+{
+    submission s;
+    char err[256];
+    ek_request *r;
+    CURLcode rc;
+
+    check_submission(L, base, &s);
+    if (p->closed) /* by a finalizer that check_submission's allocations ran */
+        luaL_error(L, EK_MODULE ": attempt to use a closed pool");
+    if (s.json_body) {
+        /* The encoder makes no Lua value and calls no Lua code (json.h). */
+        ek_buffer_reset(&p->scratch);
+        if (ek_json_encode(L, s.body_arg, &p->scratch, err, sizeof err) != 0)
+            luaL_error(L, EK_MODULE ": cannot encode the request body as JSON: %s", err);
     }
-
-    if (nheaders > 0) {
-        list = NULL;
-        lua_pushnil(L);
-        while (lua_next(L, base + 3) != 0) {
-            ek_buffer_reset(&p->scratch);
-            lua_pushvalue(L, -2); /* numbers are turned into strings on copies, not on keys */
-            lua_pushvalue(L, -2);
-            if (ek_buffer_append(&p->scratch, lua_tostring(L, -2), strlen(lua_tostring(L, -2))) != 0 ||
-                ek_buffer_append(&p->scratch, ": ", 2) != 0 ||
-                ek_buffer_append(&p->scratch, lua_tostring(L, -1), strlen(lua_tostring(L, -1)) + 1) != 0 ||
-                (r->own_headers = curl_slist_append(list, p->scratch.data)) == NULL) {
-                rc = CURLE_OUT_OF_MEMORY;
-                r->own_headers = list;
-                lua_pop(L, 4);
-                break;
-            }
-            list = r->own_headers;
-            lua_pop(L, 3);
-        }
-        {
-            int i;
-            for (i = 0; rc == CURLE_OK && i < default_count(has_body); i++) {
-                if (header_given(L, base + 3, default_names[i]))
-                    continue;
-                list = curl_slist_append(r->own_headers, default_line(p, i));
-                if (list == NULL)
-                    rc = CURLE_OUT_OF_MEMORY;
-                else
-                    r->own_headers = list;
-            }
-        }
-    }
-
-    ek_buffer_reset(&p->scratch);
-    if (rc == CURLE_OK && (ek_buffer_append(&p->scratch, p->base_url, strlen(p->base_url)) != 0 ||
-                           ek_buffer_append(&p->scratch, path, plen) != 0 ||
-                           ek_buffer_append(&p->scratch, "", 1) != 0))
-        rc = CURLE_OUT_OF_MEMORY;
-
-#define SET(opt, val) \
-    if (rc == CURLE_OK) \
-    rc = curl_easy_setopt(r->easy, opt, val)
-    SET(CURLOPT_URL, p->scratch.data);
-    SET(CURLOPT_NOBODY, is_head ? 1L : 0L);
-    if (is_get || is_head || (!has_body && method == 4)) {
-        if (!is_head)
-            SET(CURLOPT_HTTPGET, 1L);
-    } else {
-        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body.len);
-        SET(CURLOPT_POSTFIELDS, r->body.len ? r->body.data : "");
-    }
-    SET(CURLOPT_CUSTOMREQUEST, (is_get || is_head || method == 1) ? NULL : mname);
-    /* Compression pays on list pages, not on a 1 KB write envelope, and
-     * asking for it costs libcurl work on every request. */
-    SET(CURLOPT_ACCEPT_ENCODING, is_get ? "" : NULL);
-    SET(CURLOPT_HTTPHEADER, r->own_headers ? r->own_headers : has_body ? p->headers_json : p->headers_plain);
-#undef SET
-
-    if (rc != CURLE_OK) {
+    r = start_request(p, blocking);
+    if (r == NULL)
+        luaL_error(L, EK_MODULE ": out of memory");
+    rc = set_body_and_headers(L, p, r, &s);
+    if (rc == CURLE_OK)
+        rc = set_request_options(p, r, &s);
+    if (rc != CURLE_OK)
         fail_request(p, r, rc, curl_easy_strerror(rc));
-        return r;
-    }
-    if (curl_multi_add_handle(p->multi, r->easy) != CURLM_OK)
+    else if (curl_multi_add_handle(p->multi, r->easy) != CURLM_OK)
         fail_request(p, r, CURLE_OUT_OF_MEMORY, "curl_multi_add_handle failed");
     return r;
 }
@@ -724,14 +817,11 @@ static int l_request(lua_State *L)
 {
     ek_pool *p = check_pool(L);
     ek_request *r = submit(L, p, 2, 1);
-    int n;
 
     drive(p, 0);
     while (r->state == REQ_RUNNING)
         drive(p, 1000);
-    n = push_result(L, p, r);
-    request_recycle(p, r);
-    return n;
+    return deliver(L, p, r);
 }
 
 /* pool:submit(method, path [, body [, headers]]) -> id */
@@ -782,10 +872,9 @@ static int l_finished(lua_State *L)
 {
     ek_pool *p = check_pool(L);
     ek_request *r;
-    int n;
 
-    /* A blocking request left here was orphaned by a memory error while its
-     * result was being pushed; nobody will claim it. */
+    /* Defensive: a request() call delivers its own request, which therefore
+     * never belongs to finished(). */
     while ((r = p->done.head) != NULL && r->blocking)
         request_recycle(p, r);
     if (r == NULL) {
@@ -793,9 +882,7 @@ static int l_finished(lua_State *L)
         return 1;
     }
     lua_pushinteger(L, r->id);
-    n = push_result(L, p, r);
-    request_recycle(p, r); /* only after the result is safely on the Lua stack */
-    return n + 1;
+    return deliver(L, p, r) + 1;
 }
 
 static ek_request *find_request(req_list *l, lua_Integer id)
@@ -843,7 +930,8 @@ static void destroy_list(ek_pool *p, req_list *l)
     }
 }
 
-/* close(), __gc and __close: one idempotent function, as in liolib.c. */
+/* close() and __close: one idempotent function, as in liolib.c. A request
+ * being delivered is left to the call delivering it (see deliver()). */
 static int l_close(lua_State *L)
 {
     ek_pool *p = (ek_pool *)luaL_checkudata(L, 1, POOL_MT);
@@ -872,6 +960,17 @@ static int l_close(lua_State *L)
     p->base_url = p->username = p->password = p->bearer = NULL;
     p->ca_file = p->proxy = p->user_agent = p->proxy_secret = p->user_agent_line = NULL;
     ek_buffer_free(&p->scratch);
+    return 0;
+}
+
+/* __gc: close(), and whatever a memory error left mid-delivery. No call can be
+ * delivering now, since a running call holds the pool. */
+static int l_gc(lua_State *L)
+{
+    ek_pool *p = (ek_pool *)luaL_checkudata(L, 1, POOL_MT);
+
+    l_close(L);
+    destroy_list(p, &p->delivering);
     return 0;
 }
 
@@ -1067,7 +1166,7 @@ static int l_pool_new(lua_State *L)
 void ek_open_pool(lua_State *L)
 {
     static const luaL_Reg meta[] = {
-        { "__gc", l_close },
+        { "__gc", l_gc },
         { "__close", l_close },
         { "__tostring", l_tostring },
         { NULL, NULL },
