@@ -7,10 +7,10 @@ local game
 
 function love.load(args)
   local root = assert(args[1], "usage: love spec/hosts/love ROOT")
-  -- The checkout's modules and its LuaJIT build of envoke.core; lua-cjson from
-  -- Debian's 5.1 tree, which LÖVE's LuaJIT does not search by itself.
+  -- The checkout's modules and its LuaJIT build of envoke.core. lua-cjson comes
+  -- from Debian's 5.1 tree, on LÖVE's default cpath (it must be installed).
   package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. root .. "/spec/hosts/?.lua;" .. package.path
-  package.cpath = root .. "/build/luajit/?.so;/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;" .. package.cpath
+  package.cpath = root .. "/build/luajit/?.so;" .. package.cpath
   game = require("driver").new()
 end
 

@@ -21,10 +21,10 @@ local ok, problem = pcall(function()
   local file = debug.getinfo(1, "S").source:sub(2)
   if file:sub(1, 1) ~= "/" then file = vim.loop.cwd() .. "/" .. file end
   local root = assert(file:match("^(.*)/spec/hosts/nvim/[^/]*$"), "cannot find the checkout from " .. file)
-  -- The checkout's modules and its LuaJIT build of envoke.core; lua-cjson from
-  -- Debian's 5.1 tree, which Neovim's LuaJIT does not search by itself.
+  -- The checkout's modules and its LuaJIT build of envoke.core. lua-cjson comes
+  -- from Debian's 5.1 tree, on Neovim's default cpath (it must be installed).
   package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. root .. "/spec/hosts/?.lua;" .. package.path
-  package.cpath = root .. "/build/luajit/?.so;/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;" .. package.cpath
+  package.cpath = root .. "/build/luajit/?.so;" .. package.cpath
   game = require("driver").new()
 end)
 if not ok then return fail(problem) end
