@@ -21,6 +21,7 @@ describe("C host (Lua 5.4, 60 Hz loop)", function()
   local srv, dir, host
 
   setup(function()
+    assert(harness.built("5.4"), "no build/5.4/envoke/core.so: make LUA=5.4")
     dir = harness.tmpdir("envoke-c-host")
     host = dir .. "/host"
     local built, problem = harness.build_c_host(host)

@@ -48,6 +48,7 @@ describe("HAProxy host (Lua 5.3, nbthread 1)", function()
   local function haproxy_log() return harness.shell.read_file(dir .. "/haproxy.log") or "" end
 
   setup(function()
+    assert(harness.built("5.3"), "no build/5.3/envoke/core.so: make LUA=5.3")
     dir = harness.tmpdir("envoke-haproxy")
     srv = sandbox_server.start()
     envoke_port, other_port = free_port(), free_port()

@@ -22,6 +22,7 @@ describe("LÖVE host (headless, LuaJIT)", function()
   local srv, dir
 
   setup(function()
+    assert(harness.built("luajit"), "no build/luajit/envoke/core.so: make LUA=luajit")
     dir = harness.tmpdir("envoke-love")
     srv = sandbox_server.start{ tls = true }
   end)

@@ -22,6 +22,7 @@ describe("Neovim host (headless, vim.loop timer)", function()
   local srv, dir
 
   setup(function()
+    assert(harness.built("luajit"), "no build/luajit/envoke/core.so: make LUA=luajit")
     dir = harness.tmpdir("envoke-nvim")
     srv = sandbox_server.start{ tls = true }
   end)
