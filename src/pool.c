@@ -43,6 +43,7 @@ typedef struct ek_request {
     int blocking; /* owned by a request() call, never reported by finished() */
     CURLcode result;
     int too_large, out_of_memory;
+    int reached; /* libcurl had a connection and began to send the request */
     struct curl_slist *own_headers; /* per-request header list, when extra headers were given */
     ek_buffer body;
     ek_buffer response;
@@ -135,6 +136,18 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
         return 0;
     }
     return n;
+}
+
+/* Runs once a connection is ready, right before libcurl sends the request:
+ * from here on some of it may reach the server. */
+static int on_prereq(void *userdata, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+    (void)primary_ip;
+    (void)local_ip;
+    (void)primary_port;
+    (void)local_port;
+    ((ek_request *)userdata)->reached = 1;
+    return CURL_PREREQFUNC_OK;
 }
 
 /* ---- errors ---------------------------------------------------------------- */
@@ -393,6 +406,8 @@ static int set_fixed_options(ek_pool *p, ek_request *r)
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, (void *)r);
     SET(CURLOPT_ERRORBUFFER, r->errbuf);
+    SET(CURLOPT_PREREQFUNCTION, on_prereq);
+    SET(CURLOPT_PREREQDATA, (void *)r);
     SET(CURLOPT_NOSIGNAL, 1L);
 #if LIBCURL_VERSION_NUM >= 0x075500
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
@@ -768,7 +783,7 @@ static ek_request *start_request(ek_pool *p, int blocking)
     r->blocking = blocking;
     r->id = ++p->next_id;
     r->result = CURLE_OK;
-    r->too_large = r->out_of_memory = 0;
+    r->too_large = r->out_of_memory = r->reached = 0;
     r->errbuf[0] = '\0';
     ek_buffer_reset(&r->response);
     ek_buffer_reset(&r->headers);
@@ -894,19 +909,38 @@ static ek_request *find_request(req_list *l, lua_Integer id)
     return NULL;
 }
 
-/* pool:cancel(id) -> true when the request was pending (it is dropped), else false */
+/***
+ * Drops a submitted request that has not been collected; its connection is
+ * closed if the request was under way on it.
+ * @function pool:cancel
+ * @tparam integer id what submit() returned
+ * @treturn boolean true when the request was pending (running, or finished
+ *   but not yet collected by finished()); false when the id is unknown, was
+ *   collected or was cancelled already
+ * @treturn boolean sent, with true only: whether some of the request may have
+ *   reached the server. True once libcurl had a connection for it and began
+ *   to send it (its pre-request callback ran), even if no byte got out yet;
+ *   false while it was still resolving, connecting, in the TLS handshake or
+ *   waiting for a free connection, and for a request that failed before that.
+ */
 static int l_cancel(lua_State *L)
 {
     ek_pool *p = check_pool(L);
     lua_Integer id = luaL_checkinteger(L, 2);
     ek_request *r = find_request(&p->running, id);
+    int sent;
 
     if (r == NULL)
         r = find_request(&p->done, id);
-    if (r != NULL)
-        request_recycle(p, r);
-    lua_pushboolean(L, r != NULL);
-    return 1;
+    if (r == NULL) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    sent = r->reached;
+    request_recycle(p, r);
+    lua_pushboolean(L, 1);
+    lua_pushboolean(L, sent);
+    return 2;
 }
 
 /* pool:pending() -> how many submitted requests have not been collected */
