@@ -9,6 +9,7 @@
 #   make sandbox             run the sandbox server in the foreground
 #   make bench               benchmarks (not part of check), results in build/bench
 #   make doc                 the reference from the LDoc comments, into build/doc
+#   make fuzz                libFuzzer harnesses (fuzz/, clang), FUZZ_SECONDS=60 each
 #   make env [LUA=...]       prints the exports that put this checkout on Lua's paths
 #   make clean               removes build/ and what `luarocks make` leaves behind
 #   make help                this list
@@ -48,7 +49,7 @@ HDRS := $(wildcard src/*.h)
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 CORE := $(BUILD)/envoke/core.so
 
-.PHONY: all install uninstall clean deps check demo sandbox bench lint doc help env
+.PHONY: all install uninstall clean deps check demo sandbox bench lint doc help env fuzz fuzz-build
 
 all: $(CORE)
 
@@ -87,7 +88,7 @@ DEBS := gcc make pkg-config openssl libcurl4-openssl-dev \
         lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev \
         lua-cjson lua-busted lua-check lua-socket luarocks \
         nginx libnginx-mod-http-lua valgrind \
-        love neovim haproxy
+        love neovim haproxy clang libclang-rt-14-dev
 
 # Installs only what is missing, so a machine that has everything is not slowed down.
 deps:
@@ -113,7 +114,40 @@ bench: deps
 	@bash bench/run
 
 lint:
-	luacheck lua spec sandbox examples bench
+	luacheck lua spec sandbox examples bench fuzz
+
+# libFuzzer harnesses for the JSON encoder and the envelope scanner (fuzz/):
+# src/ compiled again with clang, ASan and UBSan into each fuzzer, with
+# liblua5.4 (the fuzzers only: the module itself never links liblua). Each
+# runs FUZZ_SECONDS, keeping what it finds in build/fuzz/corpus/<name>; a long
+# run by hand: make fuzz FUZZ_SECONDS=3600 (crashes land in build/fuzz/).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   := build/fuzz
+FUZZ_FLAGS   := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_INC     := -I/usr/include/lua5.4 -Isrc $(CURL_CFLAGS)
+FUZZERS      := $(FUZZ_BUILD)/json_encode $(FUZZ_BUILD)/json_members
+FUZZ_OBJS    := $(SRCS:src/%.c=$(FUZZ_BUILD)/obj/%.o)
+
+$(FUZZ_BUILD)/obj/%.o: src/%.c $(HDRS) Makefile
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(WARN) $(DEFS) $(FUZZ_INC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZERS): $(FUZZ_BUILD)/%: fuzz/%.c fuzz/harness.c fuzz/harness.h $(FUZZ_OBJS)
+	$(FUZZ_CC) $(WARN) $(DEFS) $(FUZZ_INC) $(FUZZ_FLAGS) -fsanitize=fuzzer -DFUZZ_DIR='"$(CURDIR)/fuzz"' \
+	  -o $@ $< fuzz/harness.c $(FUZZ_OBJS) -llua5.4 $(CURL_LIBS) -lm -pthread
+
+fuzz-build: $(FUZZERS)
+
+fuzz: fuzz-build
+	@for f in $(notdir $(FUZZERS)); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$f && \
+	  echo "make fuzz: $$f for $(FUZZ_SECONDS)s" && \
+	  $(FUZZ_BUILD)/$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_BUILD)/$$f- \
+	    $$( [ $$f = json_members ] && echo -dict=fuzz/json.dict ) \
+	    $(FUZZ_BUILD)/corpus/$$f fuzz/corpus/$$f || exit 1; \
+	done
 
 # The reference, from the LDoc comments. Debian's ldoc runs under lua5.2 by
 # default, where no markdown module is packaged: lua-markdown is 5.1 only.

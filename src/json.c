@@ -176,9 +176,32 @@ static size_t utf8_sequence(const unsigned char *s, size_t n)
     return len;
 }
 
-static int encode_string(encoder *e, const char *str, size_t n, const path_step *at, int is_key)
+/* Appends the escape of c, a byte that JSON strings must not hold raw ('"', '\\', controls). */
+static int append_escape(ek_buffer *out, unsigned char c)
 {
     static const char hex[] = "0123456789abcdef";
+    char esc[6] = { '\\', 0, '0', '0', 0, 0 };
+    size_t elen = 2;
+
+    switch (c) {
+    case '"': esc[1] = '"'; break;
+    case '\\': esc[1] = '\\'; break;
+    case '\b': esc[1] = 'b'; break;
+    case '\f': esc[1] = 'f'; break;
+    case '\n': esc[1] = 'n'; break;
+    case '\r': esc[1] = 'r'; break;
+    case '\t': esc[1] = 't'; break;
+    default:
+        esc[1] = 'u';
+        esc[4] = hex[c >> 4];
+        esc[5] = hex[c & 15];
+        elen = 6;
+    }
+    return ek_buffer_append(out, esc, elen);
+}
+
+static int encode_string(encoder *e, const char *str, size_t n, const path_step *at, int is_key)
+{
     const unsigned char *s = (const unsigned char *)str;
     ek_buffer *out = e->out;
     size_t i = 0;
@@ -187,44 +210,25 @@ static int encode_string(encoder *e, const char *str, size_t n, const path_step 
         return out_of_memory(e, at);
     ek_buffer_put(out, '"');
     while (i < n) {
-        size_t run = i;
+        size_t run = i, len = 1;
+        int rc;
         while (run < n && byte_class[s[run]] == 0)
             run++;
         if (run > i) {
-            if (ek_buffer_append(out, str + i, run - i) != 0)
-                return out_of_memory(e, at);
-            i = run;
-            continue;
-        }
-        if (byte_class[s[i]] == 1) {
-            char esc[6] = { '\\', 0, '0', '0', 0, 0 };
-            size_t elen = 2;
-            switch (s[i]) {
-            case '"': esc[1] = '"'; break;
-            case '\\': esc[1] = '\\'; break;
-            case '\b': esc[1] = 'b'; break;
-            case '\f': esc[1] = 'f'; break;
-            case '\n': esc[1] = 'n'; break;
-            case '\r': esc[1] = 'r'; break;
-            case '\t': esc[1] = 't'; break;
-            default:
-                esc[1] = 'u';
-                esc[4] = hex[s[i] >> 4];
-                esc[5] = hex[s[i] & 15];
-                elen = 6;
-            }
-            if (ek_buffer_append(out, esc, elen) != 0)
-                return out_of_memory(e, at);
-            i++;
+            len = run - i;
+            rc = ek_buffer_append(out, str + i, len);
+        } else if (byte_class[s[i]] == 1) {
+            rc = append_escape(out, s[i]);
         } else {
-            size_t len = utf8_sequence(s + i, n - i);
+            len = utf8_sequence(s + i, n - i);
             if (len == 0)
                 return fail(e, at, "%sinvalid UTF-8 at byte %lu", is_key ? "key has " : "",
                             (unsigned long)(i + 1));
-            if (ek_buffer_append(out, str + i, len) != 0)
-                return out_of_memory(e, at);
-            i += len;
+            rc = ek_buffer_append(out, str + i, len);
         }
+        if (rc != 0)
+            return out_of_memory(e, at);
+        i += len;
     }
     if (ek_buffer_reserve(out, 1) != 0)
         return out_of_memory(e, at);
@@ -302,24 +306,18 @@ static int has_array_mt(lua_State *L, int idx)
     return marked;
 }
 
-static int encode_table(encoder *e, int idx, const path_step *at)
+/*
+ * Decides from the keys alone, before anything is written, whether the table
+ * at idx is an array (*count values at 1..n) or an object; -1 when it is neither.
+ */
+static int classify_table(encoder *e, int idx, const path_step *at, lua_Integer *count, int *is_array)
 {
     lua_State *L = e->L;
-    const void *self = lua_topointer(L, idx);
-    lua_Integer count = 0, strings = 0, max_index = 0, i;
-    int marked, d, rc = 0;
+    lua_Integer strings = 0, max_index = 0;
+    int marked = has_array_mt(L, idx), rc;
     char keybuf[48];
 
-    if (e->depth >= EK_JSON_MAX_DEPTH)
-        return fail(e, at, "nested too deep (more than %d levels)", EK_JSON_MAX_DEPTH);
-    for (d = 0; d < e->depth; d++)
-        if (e->open_tables[d] == self)
-            return fail(e, at, "cycle: the table contains itself");
-    if (!lua_checkstack(L, 6))
-        return fail(e, at, "nested too deep for the Lua stack");
-
-    /* Decide array or object from the keys alone, before writing anything. */
-    marked = has_array_mt(L, idx);
+    *count = 0;
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
         lua_Integer k;
@@ -335,60 +333,88 @@ static int encode_table(encoder *e, int idx, const path_step *at)
             lua_pop(L, 1);
             return rc;
         }
-        count++;
+        (*count)++;
     }
-    if (strings > 0 && strings < count)
+    if (strings > 0 && strings < *count)
         return fail(e, at, "mixes string keys and array indices");
     if (strings > 0 && marked)
         return fail(e, at, "is marked as an array but has string keys");
-    if (strings == 0 && max_index != count)
+    if (strings == 0 && max_index != *count)
         return fail(e, at, "is a sparse array (%lld values, largest index %lld)",
-                    (long long)count, (long long)max_index);
-
-    e->open_tables[e->depth++] = self;
-    if (strings == 0 && (count > 0 || marked)) {
-        if (ek_buffer_append(e->out, "[", 1) != 0)
-            return out_of_memory(e, at);
-        for (i = 1; i <= count; i++) {
-            path_step step = { at, NULL, 0, i };
-            if (i > 1 && ek_buffer_append(e->out, ",", 1) != 0)
-                return out_of_memory(e, &step);
-            lua_rawgeti(L, idx, (int)i);
-            rc = encode_value(e, lua_gettop(L), &step);
-            lua_pop(L, 1);
-            if (rc != 0)
-                return rc;
-        }
-        if (ek_buffer_append(e->out, "]", 1) != 0)
-            return out_of_memory(e, at);
-    } else {
-        int first = 1;
-        if (ek_buffer_append(e->out, "{", 1) != 0)
-            return out_of_memory(e, at);
-        lua_pushnil(L);
-        while (lua_next(L, idx) != 0) {
-            path_step step = { at, NULL, 0, 0 };
-            step.key = lua_tolstring(L, -2, &step.keylen);
-            if (!first && ek_buffer_append(e->out, ",", 1) != 0)
-                rc = out_of_memory(e, &step);
-            if (rc == 0)
-                rc = encode_string(e, step.key, step.keylen, &step, 1);
-            if (rc == 0 && ek_buffer_append(e->out, ":", 1) != 0)
-                rc = out_of_memory(e, &step);
-            if (rc == 0)
-                rc = encode_value(e, lua_gettop(L), &step);
-            lua_pop(L, 1);
-            if (rc != 0) {
-                lua_pop(L, 1);
-                return rc;
-            }
-            first = 0;
-        }
-        if (ek_buffer_append(e->out, "}", 1) != 0)
-            return out_of_memory(e, at);
-    }
-    e->depth--;
+                    (long long)*count, (long long)max_index);
+    /* An empty table is {} (as documented); core.array_mt makes it []. */
+    *is_array = strings == 0 && (*count > 0 || marked);
     return 0;
+}
+
+static int encode_array(encoder *e, int idx, const path_step *at, lua_Integer count)
+{
+    lua_Integer i;
+    int rc;
+
+    if (ek_buffer_append(e->out, "[", 1) != 0)
+        return out_of_memory(e, at);
+    for (i = 1; i <= count; i++) {
+        path_step step = { at, NULL, 0, i };
+        if (i > 1 && ek_buffer_append(e->out, ",", 1) != 0)
+            return out_of_memory(e, &step);
+        lua_rawgeti(e->L, idx, (int)i);
+        rc = encode_value(e, lua_gettop(e->L), &step);
+        lua_pop(e->L, 1);
+        if (rc != 0)
+            return rc;
+    }
+    return ek_buffer_append(e->out, "]", 1) != 0 ? out_of_memory(e, at) : 0;
+}
+
+static int encode_object(encoder *e, int idx, const path_step *at)
+{
+    lua_State *L = e->L;
+    int first = 1, rc = 0;
+
+    if (ek_buffer_append(e->out, "{", 1) != 0)
+        return out_of_memory(e, at);
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        path_step step = { at, NULL, 0, 0 };
+        step.key = lua_tolstring(L, -2, &step.keylen);
+        if (!first && ek_buffer_append(e->out, ",", 1) != 0)
+            rc = out_of_memory(e, &step);
+        if (rc == 0)
+            rc = encode_string(e, step.key, step.keylen, &step, 1);
+        if (rc == 0 && ek_buffer_append(e->out, ":", 1) != 0)
+            rc = out_of_memory(e, &step);
+        if (rc == 0)
+            rc = encode_value(e, lua_gettop(L), &step);
+        lua_pop(L, 1);
+        if (rc != 0) {
+            lua_pop(L, 1);
+            return rc;
+        }
+        first = 0;
+    }
+    return ek_buffer_append(e->out, "}", 1) != 0 ? out_of_memory(e, at) : 0;
+}
+
+static int encode_table(encoder *e, int idx, const path_step *at)
+{
+    const void *self = lua_topointer(e->L, idx);
+    lua_Integer count;
+    int is_array, d, rc;
+
+    if (e->depth >= EK_JSON_MAX_DEPTH)
+        return fail(e, at, "nested too deep (more than %d levels)", EK_JSON_MAX_DEPTH);
+    for (d = 0; d < e->depth; d++)
+        if (e->open_tables[d] == self)
+            return fail(e, at, "cycle: the table contains itself");
+    if (!lua_checkstack(e->L, 6))
+        return fail(e, at, "nested too deep for the Lua stack");
+    if (classify_table(e, idx, at, &count, &is_array) != 0)
+        return -1;
+    e->open_tables[e->depth++] = self;
+    rc = is_array ? encode_array(e, idx, at, count) : encode_object(e, idx, at);
+    e->depth--;
+    return rc;
 }
 
 static int encode_value(encoder *e, int idx, const path_step *at)
@@ -475,14 +501,6 @@ typedef struct scanner {
     size_t err_at;   /* offset of the first problem */
     const char *why; /* what the problem is */
 } scanner;
-
-/* A top-level member asked for, and where its value's text lies. */
-typedef struct wanted_member {
-    const char *name;
-    size_t len;
-    size_t start, end;
-    int found;
-} wanted_member;
 
 static int scan_fail(scanner *sc, size_t at, const char *why)
 {
@@ -687,13 +705,11 @@ static size_t unescape(const unsigned char *p, unsigned char *out, size_t *outle
     return 12;
 }
 
-/* Whether the key text k (between its quotes, already scanned) names name, as cjson decodes it. */
+/* Whether the key text k (between its quotes, already scanned, with escapes) names name, as cjson decodes it. */
 static int key_equals(const unsigned char *k, size_t klen, const char *name, size_t nlen)
 {
     size_t i = 0, j = 0;
 
-    if (memchr(k, '\\', klen) == NULL)
-        return klen == nlen && memcmp(k, name, nlen) == 0;
     while (i < klen) {
         unsigned char u[4];
         size_t ulen = 1, step = 1;
@@ -711,48 +727,35 @@ static int key_equals(const unsigned char *k, size_t klen, const char *name, siz
 
 static int scan_value(scanner *sc);
 
-/* Scans a member's key and its colon; marks which wanted members it names. */
-static int scan_key(scanner *sc, wanted_member *wanted, int nwanted, unsigned *matches)
+/* Which wanted members the key text k (between its quotes, already scanned) names, as a bit set. */
+static unsigned match_key(const unsigned char *k, size_t klen, const ek_json_member *wanted, int nwanted)
 {
-    size_t kstart = sc->i + 1;
-    int w;
+    int escaped = memchr(k, '\\', klen) != NULL, w;
+    unsigned matches = 0;
 
-    if (sc->i >= sc->n || sc->s[sc->i] != '"')
-        return scan_expected(sc, "expected a string key");
-    if (scan_string(sc) != 0)
-        return -1;
-    *matches = 0;
-    for (w = 0; w < nwanted; w++)
-        if (key_equals(sc->s + kstart, sc->i - 1 - kstart, wanted[w].name, wanted[w].len))
-            *matches |= 1u << w;
-    skip_space(sc);
-    if (sc->i >= sc->n || sc->s[sc->i] != ':')
-        return scan_expected(sc, "expected ':' after a key");
-    sc->i++;
-    skip_space(sc);
-    return 0;
+    for (w = 0; w < nwanted; w++) {
+        if (escaped ? key_equals(k, klen, wanted[w].name, wanted[w].len)
+                    : klen == wanted[w].len && memcmp(k, wanted[w].name, klen) == 0)
+            matches |= 1u << w;
+    }
+    return matches;
 }
 
-/* Scans a value; records its text for each wanted member in matches (the last duplicate wins, as in cjson). */
-static int scan_member_value(scanner *sc, wanted_member *wanted, int nwanted, unsigned matches)
+/* Records a value's text for each wanted member in matches (a later duplicate wins, as in cjson). */
+static void record_members(ek_json_member *wanted, int nwanted, unsigned matches, size_t start, size_t end)
 {
-    size_t start = sc->i;
     int w;
-
-    if (scan_value(sc) != 0)
-        return -1;
     for (w = 0; w < nwanted; w++) {
         if (matches & (1u << w)) {
             wanted[w].start = start;
-            wanted[w].end = sc->i;
+            wanted[w].end = end;
             wanted[w].found = 1;
         }
     }
-    return 0;
 }
 
 /* Scans [ ... ] or { ... }; for the top-level object, records the members asked for. */
-static int scan_container(scanner *sc, int object, wanted_member *wanted, int nwanted)
+static int scan_container(scanner *sc, int object, ek_json_member *wanted, int nwanted)
 {
     char close = object ? '}' : ']';
     if (++sc->depth > EK_JSON_MAX_DEPTH)
@@ -766,11 +769,27 @@ static int scan_container(scanner *sc, int object, wanted_member *wanted, int nw
     }
     for (;;) {
         unsigned matches = 0;
+        size_t start;
         skip_space(sc);
-        if (object && scan_key(sc, wanted, nwanted, &matches) != 0)
+        if (object) {
+            if (sc->i >= sc->n || sc->s[sc->i] != '"')
+                return scan_expected(sc, "expected a string key");
+            start = sc->i + 1;
+            if (scan_string(sc) != 0)
+                return -1;
+            if (nwanted > 0)
+                matches = match_key(sc->s + start, sc->i - 1 - start, wanted, nwanted);
+            skip_space(sc);
+            if (sc->i >= sc->n || sc->s[sc->i] != ':')
+                return scan_expected(sc, "expected ':' after a key");
+            sc->i++;
+            skip_space(sc);
+        }
+        start = sc->i;
+        if (scan_value(sc) != 0)
             return -1;
-        if (scan_member_value(sc, wanted, nwanted, matches) != 0)
-            return -1;
+        if (matches != 0)
+            record_members(wanted, nwanted, matches, start, sc->i);
         skip_space(sc);
         if (sc->i < sc->n && sc->s[sc->i] == ',') {
             sc->i++;
@@ -803,16 +822,39 @@ static int scan_value(scanner *sc)
     }
 }
 
-#define MAX_MEMBERS 8
-
 /* Scans the whole text as one object; 0, or -1 with sc->why and sc->err_at set. */
-static int scan_document(scanner *sc, wanted_member *wanted, int nwanted)
+static int scan_document(scanner *sc, ek_json_member *wanted, int nwanted)
 {
     if (scan_container(sc, 1, wanted, nwanted) != 0)
         return -1;
     skip_space(sc);
     if (sc->i < sc->n)
         return scan_fail(sc, sc->i, "unexpected text after the document");
+    return 0;
+}
+
+int ek_json_members(const char *text, size_t n, ek_json_member *members, int nmembers,
+                    char *err, size_t errlen)
+{
+    scanner sc;
+    int w;
+
+    for (w = 0; w < nmembers; w++) {
+        members[w].start = members[w].end = 0;
+        members[w].found = 0;
+    }
+    memset(&sc, 0, sizeof sc);
+    sc.s = (const unsigned char *)text;
+    sc.n = n;
+    skip_space(&sc);
+    if (sc.i >= n || sc.s[sc.i] != '{') {
+        snprintf(err, errlen, "not a JSON object");
+        return -1;
+    }
+    if (scan_document(&sc, members, nmembers) != 0) {
+        snprintf(err, errlen, "invalid JSON at byte %lu: %s", (unsigned long)sc.err_at + 1, sc.why);
+        return -1;
+    }
     return 0;
 }
 
@@ -826,29 +868,15 @@ static int l_json_members(lua_State *L)
     size_t n;
     const char *text = luaL_checklstring(L, 1, &n);
     int nwanted = lua_gettop(L) - 1, w;
-    wanted_member wanted[MAX_MEMBERS];
-    scanner sc;
-    char msg[160];
+    ek_json_member wanted[EK_JSON_MAX_MEMBERS];
+    char err[160];
 
-    luaL_argcheck(L, nwanted >= 1 && nwanted <= MAX_MEMBERS, 2, "between 1 and 8 member names");
-    for (w = 0; w < nwanted; w++) {
+    luaL_argcheck(L, nwanted >= 1 && nwanted <= EK_JSON_MAX_MEMBERS, 2, "between 1 and 8 member names");
+    for (w = 0; w < nwanted; w++)
         wanted[w].name = luaL_checklstring(L, w + 2, &wanted[w].len);
-        wanted[w].start = wanted[w].end = 0;
-        wanted[w].found = 0;
-    }
-    memset(&sc, 0, sizeof sc);
-    sc.s = (const unsigned char *)text;
-    sc.n = n;
-    skip_space(&sc);
-    if (sc.i >= n || sc.s[sc.i] != '{') {
+    if (ek_json_members(text, n, wanted, nwanted, err, sizeof err) != 0) {
         lua_pushnil(L);
-        lua_pushliteral(L, "not a JSON object");
-        return 2;
-    }
-    if (scan_document(&sc, wanted, nwanted) != 0) {
-        snprintf(msg, sizeof msg, "invalid JSON at byte %lu: %s", (unsigned long)sc.err_at + 1, sc.why);
-        lua_pushnil(L);
-        lua_pushstring(L, msg);
+        lua_pushstring(L, err);
         return 2;
     }
     luaL_checkstack(L, nwanted + 1, "too many members");

@@ -20,4 +20,24 @@
  */
 int ek_json_encode(lua_State *L, int idx, ek_buffer *out, char *err, size_t errlen);
 
+/* A top-level member asked of ek_json_members, and where its value's text lies. */
+typedef struct ek_json_member {
+    const char *name; /* as cjson decodes it: a name spelled with escapes matches */
+    size_t len;
+    size_t start, end; /* offsets of the value's text in the document, when found */
+    int found;         /* of duplicates, the last one counts, as in cjson */
+} ek_json_member;
+
+/* Most members one call looks for. */
+#define EK_JSON_MAX_MEMBERS 8
+
+/*
+ * Validates text (n bytes, not necessarily NUL-terminated) as one JSON object
+ * and fills in the members asked for. Returns 0, or -1 with a message in err
+ * naming the problem and its byte ("invalid JSON at byte 7: lone UTF-16
+ * surrogate ..."). Reads nothing outside text and allocates nothing.
+ */
+int ek_json_members(const char *text, size_t n, ek_json_member *members, int nmembers,
+                    char *err, size_t errlen);
+
 #endif
