@@ -1047,6 +1047,14 @@ static long integer_option(lua_State *L, const char *name, long min, long max)
     return (long)v;
 }
 
+/* libcurl reads a timeout of 0 as "none at all": a call could then never end. */
+static long timeout_option(lua_State *L, const char *name)
+{
+    if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) == 0)
+        luaL_error(L, EK_MODULE ": option '%s' must be at least 1 (libcurl reads 0 as no timeout at all)", name);
+    return integer_option(L, name, 1, 86400000);
+}
+
 static int boolean_option(lua_State *L, const char *name)
 {
     if (lua_type(L, -1) != LUA_TBOOLEAN)
@@ -1106,9 +1114,9 @@ static void read_option(lua_State *L, ek_pool *p, const char *name)
     else if (strcmp(name, "user_agent") == 0)
         store_string(L, name, &p->user_agent, 0);
     else if (strcmp(name, "connect_timeout_ms") == 0)
-        p->connect_timeout_ms = integer_option(L, name, 1, 86400000);
+        p->connect_timeout_ms = timeout_option(L, name);
     else if (strcmp(name, "timeout_ms") == 0)
-        p->timeout_ms = integer_option(L, name, 0, 86400000);
+        p->timeout_ms = timeout_option(L, name);
     else if (strcmp(name, "max_connections") == 0)
         p->max_connections = integer_option(L, name, 0, 65536);
     else if (strcmp(name, "max_body") == 0)

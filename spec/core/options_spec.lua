@@ -21,7 +21,7 @@ describe("core.pool options", function()
     local pool = core.pool{
       base_url = "https://127.0.0.1:8443/",
       username = "id", password = "key",
-      connect_timeout_ms = 1, timeout_ms = 0,
+      connect_timeout_ms = 1, timeout_ms = 1,
       verify = false, ca_file = "/etc/ssl/certs/ca-certificates.crt",
       proxy = "", user_agent = "custom/1.0",
       max_body = 1, http2 = false, max_connections = 0,
@@ -55,7 +55,7 @@ describe("core.pool options", function()
     password = { 42, true, "key\n", "key\0" },
     bearer = { 42, true, "tok\r\nX: y", "tok\0" },
     connect_timeout_ms = { 0, -1, 1.5, "100", true, 0 / 0, math.huge },
-    timeout_ms = { -1, 0.5, "100", false, 0 / 0, math.huge, -math.huge },
+    timeout_ms = { 0, -1, 0.5, "100", false, 0 / 0, math.huge, -math.huge },
     verify = { "yes", 1, 0, {} },
     ca_file = { 42, true, "/tmp/ca\n.pem", "/tmp/ca\0.pem" },
     proxy = { 42, true, "http://127.0.0.1:3128\r\n", "http://127.0.0.1\0" },

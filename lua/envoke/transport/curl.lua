@@ -6,7 +6,14 @@ local core = require "envoke.core"
 
 local curl = {}
 
-local function ms(seconds) return seconds and math.floor(seconds * 1000 + 0.5) end
+-- Whole milliseconds for libcurl, which reads 0 as "no limit": a positive
+-- fraction of a millisecond rounds up to 1, never down to 0.
+local function ms(seconds)
+  if not seconds then return nil end
+  local n = math.floor(seconds * 1000 + 0.5)
+  if n < 1 and seconds > 0 then n = 1 end
+  return n
+end
 
 --- A pool for the client's settings (see `envoke.new`).
 -- @local
