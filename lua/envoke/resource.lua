@@ -28,8 +28,11 @@ resource.BULK_MAX = 1000
 -- Longest string id accepted in a path: far above any id Envoke hands out.
 local MAX_STRING_ID = 64
 
+-- A value in a message: 'plain' when printable, else escaped as Lua would.
 local function quoted(v)
-  return ("%q"):format(tostring(v)):gsub("\\\n", "\\n")
+  v = tostring(v)
+  if v:find("^[%w%p ]*$") and not v:find("'", 1, true) then return "'" .. v .. "'" end
+  return (("%q"):format(v):gsub("\\\n", "\\n"))
 end
 
 -- How each kind of id is checked before it goes into a path (and when it comes
