@@ -193,7 +193,6 @@ function bulk.loop(client, op, items, opts, concurrency, jnl, key_name)
     end)
     if not built then return refused(job, contact) end
     job.contact = contact
-    job.key = contact[key_name]
     local planned, plan, result, err = pcall(Contact.plan, contact, op, op_opts)
     if not planned then return refused(job, plan) end
     if not plan then
@@ -325,7 +324,7 @@ function bulk.loop(client, op, items, opts, concurrency, jnl, key_name)
         if on_progress then on_progress(done, total) end
       else
         active = active + 1
-        prepare({ pos = pos, item = item, attempts = 0 })
+        prepare({ pos = pos, item = item, attempts = 0, key = item_key(item) })
       end
     end
   end

@@ -58,7 +58,8 @@ end
 local function load(self, f, path)
   local header = f:read("*l")
   if header == nil then return end -- empty: a new journal
-  local op, keyfield = header:match("^" .. FORMAT .. " (%S+) (%S+)$")
+  local op, keyfield
+  if header:sub(1, #FORMAT + 1) == FORMAT .. " " then op, keyfield = header:sub(#FORMAT + 2):match("^(%S+) (%S+)$") end
   if not op then errors.raise("%s: %s is not an envoke journal", self.caller, path) end
   if op ~= self.op or keyfield ~= self.keyfield then
     errors.raise("%s: journal %s was written by %s_all with keyfield %s, not %s with keyfield %s",

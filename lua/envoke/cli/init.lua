@@ -138,7 +138,7 @@ function cli.main(argv)
     io.stderr:write("envoke: ", result.message, "\n")
     return result.envoke_cli_exit
   end
-  io.stderr:write("envoke: ", tostring(result), "\n")
+  io.stderr:write("envoke: ", require("envoke.errors").reason(result), "\n")
   return 2
 end
 
