@@ -127,7 +127,8 @@ describe("envoke command", function()
     assert.are.equal(1, code, err)
     assert.truthy(err:find("checked: 1 ok, 5 failed, 0 skipped", 1, true), err)
     local report = slurp(dir .. "/dry.err")
-    assert.truthy(report:find("^email,first_name,interests,autoresponders,consent_status,custom_fields.barcode,row,reason"))
+    assert.truthy(report:find("^email,first_name,interests,autoresponders,consent_status,custom_fields.barcode,"
+      .. "row,reason"))
     for _, want in ipairs{ "Golf is not one of the account's interests", "Nope is not one of the account's nurtures",
                            "needs a description", "not an email address", "first_name" } do
       assert.truthy(report:find(want, 1, true), want .. " in " .. report)
@@ -192,7 +193,8 @@ describe("envoke command", function()
   it("exports every contact once, and the export imports back as it was", function()
     local list = {}
     for i = 1, 250 do
-      list[i] = { email = ("x%03d@example.com"):format(i), first_name = "F" .. i, city = i % 2 == 0 and "Hull" or "Aylmer",
+      list[i] = { email = ("x%03d@example.com"):format(i), first_name = "F" .. i,
+                  city = i % 2 == 0 and "Hull" or "Aylmer",
                   company = 'Acme, "Quoted"\nLtd', interests = { "Newsletter" },
                   custom_fields = { barcode = "B" .. i } }
     end
@@ -229,7 +231,7 @@ describe("envoke command", function()
     end
   end)
 
-  it("reads CSV as RFC 4180 has it: quotes, commas and newlines inside, CRLF, a BOM; bad UTF-8 is a row error", function()
+  it("reads CSV as RFC 4180 has it: quotes, commas and newlines inside, CRLF, BOM; bad UTF-8 is a row error", function()
     local file = dir .. "/edge.csv"
     write(file, "\239\187\191email,company,city\r\n"
       .. "e1@example.com,\"Smith, Jones & \"\"Co\"\"\",Ottawa\r\n"
