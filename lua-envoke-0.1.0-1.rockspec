@@ -40,9 +40,16 @@ build = {
     ["envoke"] = "lua/envoke/init.lua",
     ["envoke.async"] = "lua/envoke/async.lua",
     ["envoke.bulk"] = "lua/envoke/bulk.lua",
+    ["envoke.cli"] = "lua/envoke/cli/init.lua",
+    ["envoke.cli.export"] = "lua/envoke/cli/export.lua",
+    ["envoke.cli.import"] = "lua/envoke/cli/import.lua",
+    ["envoke.cli.interrupt"] = "lua/envoke/cli/interrupt.lua",
+    ["envoke.cli.progress"] = "lua/envoke/cli/progress.lua",
     ["envoke.client"] = "lua/envoke/client.lua",
     ["envoke.contact"] = "lua/envoke/contact.lua",
+    ["envoke.csv"] = "lua/envoke/csv.lua",
     ["envoke.errors"] = "lua/envoke/errors.lua",
+    ["envoke.journal"] = "lua/envoke/journal.lua",
     ["envoke.query"] = "lua/envoke/query.lua",
     ["envoke.ratelimit"] = "lua/envoke/ratelimit.lua",
     ["envoke.resource"] = "lua/envoke/resource.lua",
@@ -77,4 +84,6 @@ build = {
     ["envoke.unapplied"] = "lua/envoke/unapplied.lua",
     ["envoke.webhook"] = "lua/envoke/webhook.lua",
   },
+  -- the envoke command (needs argparse: Debian's lua-argparse, or the argparse rock)
+  install = { bin = { envoke = "bin/envoke" } },
 }
