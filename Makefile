@@ -66,9 +66,14 @@ install: $(CORE)
 	install -d $(DESTDIR)$(LUA_CMOD)/envoke $(DESTDIR)$(LUA_LMOD)/envoke
 	install -m 0755 $(CORE) $(DESTDIR)$(LUA_CMOD)/envoke/core.so
 	cd lua && find envoke -name '*.lua' -exec install -D -m 0644 {} $(DESTDIR)$(LUA_LMOD)/{} \;
+	@# the envoke command, run by the interpreter it was installed for
+	install -d $(DESTDIR)$(PREFIX)/bin
+	sed '1s|.*|#!/usr/bin/env $(if $(filter luajit,$(LUA)),luajit,lua$(LUA))|' bin/envoke > $(DESTDIR)$(PREFIX)/bin/envoke
+	chmod 0755 $(DESTDIR)$(PREFIX)/bin/envoke
 
 uninstall:
 	rm -rf $(DESTDIR)$(LUA_CMOD)/envoke $(DESTDIR)$(LUA_LMOD)/envoke
+	rm -f $(DESTDIR)$(PREFIX)/bin/envoke
 
 # `luarocks make` builds in place: src/*.o and envoke/core.so, which Lua's
 # default ./?.so would otherwise load instead of build/<lua>/ (maybe for another Lua).
@@ -86,7 +91,7 @@ env:
 DEBS := gcc make pkg-config openssl libcurl4-openssl-dev \
         lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
         lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev \
-        lua-cjson lua-busted lua-check lua-socket luarocks \
+        lua-cjson lua-busted lua-check lua-socket lua-argparse luarocks \
         nginx libnginx-mod-http-lua valgrind \
         love neovim haproxy clang libclang-rt-14-dev
 
