@@ -61,7 +61,8 @@ function webhook.parse(body, opts)
   if #body > max then return fail("too_large", ("the webhook body is %d bytes; the limit is %d"):format(#body, max)) end
   local ok, data = pcall(require("cjson.safe").decode, body)
   if not ok or data == nil then return fail("protocol", "the webhook body is not JSON") end
-  if type(data) ~= "table" or (next(data) ~= nil and not schema.is_array(data)) then
+  -- `{}` decodes as `[]` does: the text tells them apart.
+  if type(data) ~= "table" or not body:find("^%s*%[") or (next(data) ~= nil and not schema.is_array(data)) then
     return fail("protocol", "the webhook body is not a JSON array (Envoke always posts one)")
   end
   local out = {}
