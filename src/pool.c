@@ -409,6 +409,12 @@ static int set_fixed_options(ek_pool *p, ek_request *r)
     SET(CURLOPT_PREREQFUNCTION, on_prereq);
     SET(CURLOPT_PREREQDATA, (void *)r);
     SET(CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075700
+    /* A transfer ended while its name is still resolving (timeout, cancel,
+     * close, exit) leaves the resolver thread behind instead of joining it,
+     * which would block the caller until getaddrinfo returns. */
+    SET(CURLOPT_QUICK_EXIT, 1L);
+#endif
 #if LIBCURL_VERSION_NUM >= 0x075500
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
 #else
