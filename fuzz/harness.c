@@ -69,3 +69,9 @@ void fuzz_check(lua_State *L, const char *name, int nargs)
     if (lua_pcall(L, nargs, 0, 0) != LUA_OK)
         die(L, name);
 }
+
+void fuzz_done(lua_State *L)
+{
+    lua_settop(L, 1);
+    lua_gc(L, LUA_GCCOLLECT, 0);
+}

@@ -277,6 +277,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fprintf(stderr, "fuzz: json_encode called a metamethod or a function of the value\n");
         abort();
     }
-    lua_settop(L, 1);
+    fuzz_done(L);
     return 0;
 }

@@ -45,6 +45,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     else
         lua_pushstring(L, err);
     fuzz_check(L, "members", 2);
-    lua_settop(L, 1);
+    fuzz_done(L);
     return 0;
 }
