@@ -318,6 +318,20 @@ describe("json_encode", function()
       assert.are.same({ a = { 1, 2 }, b = { 1, 2 } }, cjson.decode(encode({ a = shared, b = shared })))
     end)
 
+    -- json.h promises the encoder never runs Lua code (fuzz/json_encode.c checks it too).
+    it("reads tables raw: no metamethod runs", function()
+      local calls = 0
+      local mt = {}
+      for _, event in ipairs{ "__index", "__newindex", "__len", "__pairs", "__ipairs", "__tostring",
+                              "__eq", "__lt", "__le", "__concat", "__call" } do
+        mt[event] = function() calls = calls + 1; error("metamethod ran") end
+      end
+      local inner = setmetatable({ 1, 2 }, mt)
+      local text = encode(setmetatable({ a = inner, b = { inner } }, mt))
+      assert.are.same({ a = { 1, 2 }, b = { { 1, 2 } } }, cjson.decode(text))
+      assert.are.equal(0, calls)
+    end)
+
     it("round-trips large arrays and objects", function()
       local array, object = {}, {}
       for i = 1, 100000 do array[i] = i * 3 end
