@@ -27,6 +27,7 @@ for line in lines(cases_file) do
 end
 
 local meta, memory, skipped, failed = {}, nil, {}, {}
+local extra = {} -- the streaming and command cases (issue 14)
 for line in lines(results_file) do
   local kind, rest = line:match("^(%S+) (.*)$")
   if kind == "meta" then
@@ -46,6 +47,9 @@ for line in lines(results_file) do
   elseif kind == "memory" then
     memory = {}
     for k, n in rest:gmatch("([%w_]+)=(%-?[%d.]+)") do memory[k] = tonumber(n) end
+  elseif kind == "stream" or kind == "cli" then
+    extra[kind] = {}
+    for k, n in rest:gmatch("([%w_]+)=(%-?[%d.]+)") do extra[kind][k] = tonumber(n) end
   elseif kind == "skipped" or kind == "failed" then
     local name, why = rest:match("^(%S+) (.*)$")
     if kind == "skipped" then skipped[name] = why else failed[name] = why end
@@ -200,6 +204,25 @@ if memory then
   notes[#notes + 1] = ("%s: memory: RSS %d KiB after %d saves, %d KiB after %d: %+d KiB (goal within ±%d KiB);"
     .. " Lua heap %d -> %d KiB"):format(met and "met" or "MISSED", memory.rss_first_kb, memory.first,
     memory.rss_end_kb, memory.count, memory.diff_kb, MEMORY_GOAL_KB, memory.lua_first_kb, memory.lua_end_kb)
+end
+local STREAM_GOAL_KB = 64 * 1024
+if extra.stream then
+  local st = extra.stream
+  local at = {}
+  for _, k in ipairs{ "rss_10k_kb", "rss_100k_kb", "rss_1m_kb" } do
+    if st[k] then at[#at + 1] = ("%s %.1f MiB"):format(k:match("rss_(%w+)_kb"), st[k] / 1024) end
+  end
+  notes[#notes + 1] = ("%s: streaming save_all of %d items (iterator, results = false): RSS %s; peak %.1f MiB"
+    .. " (goal under 64 MiB, flat); %.0f req/s"):format(st.hwm_kb < STREAM_GOAL_KB and "met" or "MISSED", st.count,
+    table.concat(at, ", "), st.hwm_kb / 1024, st.count / st.seconds)
+end
+if extra.cli then
+  local c = extra.cli
+  notes[#notes + 1] = ("envoke import: %d rows at concurrency %d, %d ms answers: %.1f s; save_all on the same rows"
+    .. " %.1f s (command/save_all %.2f); physical limit rows x latency / concurrency = %.1f s (command %.2f of it);"
+    .. " command peak RSS %s"):format(c.rows, c.concurrency, c.latency_ms, c.cli_seconds, c.save_all_seconds,
+    c.cli_seconds / c.save_all_seconds, c.limit_seconds, c.limit_seconds / c.cli_seconds,
+    c.cli_hwm_kb and ("%.1f MiB"):format(c.cli_hwm_kb / 1024) or "?")
 end
 for _, c in ipairs(cases) do
   if skipped[c.name] then notes[#notes + 1] = ("skipped: %s: %s"):format(c.name, skipped[c.name]) end

@@ -10,6 +10,7 @@
 local nginx = require "sandbox.nginx"
 
 local ENVELOPE = require "envelope"
+local SLOW_MS = 50
 
 -- `return` answers from memory without running Lua per request, so the server
 -- costs as little as it can on its own CPU. keepalive_requests overrides the
@@ -20,6 +21,13 @@ local SERVER = table.concat({
   "  default_type application/json;",
   "  if ($request_method != PATCH) { return 405; }",
   "  return 200 '" .. ENVELOPE .. "';",
+  "}",
+  "location = /v1/settings { default_type application/json; return 200 '{\"name\":\"bench\"}'; }",
+  -- The latency-bound cases (bench/lua/cli_import.lua): the same answer after SLOW_MS.
+  "location = /slow/v1/settings { default_type application/json; return 200 '{\"name\":\"bench\"}'; }",
+  "location ~ ^/slow/v1/contacts/[0-9]+$ {",
+  "  default_type application/json;",
+  "  content_by_lua_block { ngx.sleep(" .. SLOW_MS / 1000 .. ") ngx.print([[" .. ENVELOPE .. "]]) }",
   "}",
   "location / { return 404; }",
 }, "\n")
