@@ -270,6 +270,8 @@ local function checked_item(def, item, where, id_optional)
   if item.id == nil and id_optional then return item end
   local _, why = id_checks[def.id](item.id)
   if why then return protocol(where .. ": its id " .. why) end
+  -- Integer ids read as integers, whether Envoke sent "1234" or 1234.
+  if def.id == "integer" then item.id = schema.normalize("id", item.id) end
   return item
 end
 
@@ -688,7 +690,7 @@ local function finish_bulk(plan, data)
     if type(rd.not_found) ~= "table" then return protocol("result_data.not_found is not a list") end
     for i, v in ipairs(rd.not_found) do missing[i] = type(v) == "number" and ("%d"):format(v) or tostring(v) end
   end
-  return { processed = processed or #plan.items, not_found = missing }
+  return { processed = processed and math.floor(processed) or #plan.items, not_found = missing }
 end
 
 local function bulk_plans(self, method, id, who, caller)
@@ -716,7 +718,7 @@ local function merge(total, plan, result, err)
   local d = err and err.details
   local part = result or (d and { processed = d.processed, not_found = d.not_found })
   if part then
-    total.processed = total.processed + (part.processed or #plan.items)
+    total.processed = total.processed + math.floor(part.processed or #plan.items)
     for _, v in ipairs(part.not_found or {}) do total.not_found[#total.not_found + 1] = v end
   end
   if d and d.failed then

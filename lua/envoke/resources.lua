@@ -274,8 +274,11 @@ local function report_plan(self, opts, caller)
              local rows, err = resource.finish_list(plan, data)
              if not rows then return nil, err end
              for i, row in ipairs(rows) do
-               if row.message_id ~= nil and not resource.check_id("integer", row.message_id) then
-                 return nil, errors.new("protocol", { message = ("row %d has an invalid message_id"):format(i) })
+               if row.message_id ~= nil then
+                 row.message_id = schema.normalize("id", row.message_id)
+                 if not row.message_id then
+                   return nil, errors.new("protocol", { message = ("row %d has an invalid message_id"):format(i) })
+                 end
                end
              end
              return rows
