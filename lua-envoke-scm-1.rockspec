@@ -32,6 +32,7 @@ build = {
     ["envoke.core"] = {
       sources = {
         "src/buffer.c", "src/clock.c", "src/core.c", "src/json.c", "src/pool.c", "src/random.c",
+        "src/redact.c",
       },
       libraries = { "curl", "pthread" },
       libdirs = { "$(CURL_LIBDIR)" },

@@ -20,6 +20,7 @@
 #include "compat.h"
 #include "core.h"
 #include "json.h"
+#include "redact.h"
 #include "version.h"
 
 #define POOL_MT EK_MODULE ".pool"
@@ -67,7 +68,7 @@ typedef struct ek_pool {
     char *base_url;
     char *username, *password, *bearer;
     char *ca_file, *proxy, *user_agent;
-    char *proxy_secret; /* userinfo of the proxy URL, redacted from messages */
+    ek_secrets secrets; /* proxy userinfo (option and environment), redacted from messages */
     char *user_agent_line; /* "User-Agent: ...": sent in the header list, cheaper than CURLOPT_USERAGENT */
     long connect_timeout_ms, timeout_ms, max_connections;
     curl_off_t max_body;
@@ -152,30 +153,6 @@ static int on_prereq(void *userdata, char *primary_ip, char *local_ip, int prima
 
 /* ---- errors ---------------------------------------------------------------- */
 
-/* Replaces every occurrence of secret in msg (NUL-terminated, cap bytes) with "***". */
-static void redact(char *msg, size_t cap, const char *secret)
-{
-    char out[CURL_ERROR_SIZE + 64];
-    size_t slen, o = 0;
-    const char *in = msg, *at;
-
-    if (secret == NULL || (slen = strlen(secret)) == 0 || strstr(msg, secret) == NULL)
-        return;
-    while (o + 1 < sizeof out && *in) {
-        at = strstr(in, secret);
-        if (at == in) {
-            size_t k;
-            for (k = 0; k < 3 && o + 1 < sizeof out; k++)
-                out[o++] = '*';
-            in += slen;
-        } else {
-            out[o++] = *in++;
-        }
-    }
-    out[o] = '\0';
-    snprintf(msg, cap, "%s", out);
-}
-
 typedef struct failure {
     const char *kind;
     int sent;
@@ -252,9 +229,9 @@ static void push_failure(lua_State *L, ek_pool *p, ek_request *r)
         snprintf(msg, sizeof msg, "out of memory while receiving the response");
     else
         snprintf(msg, sizeof msg, "%s", r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->result));
-    redact(msg, sizeof msg, p->password);
-    redact(msg, sizeof msg, p->bearer);
-    redact(msg, sizeof msg, p->proxy_secret);
+    ek_redact(msg, sizeof msg, p->password);
+    ek_redact(msg, sizeof msg, p->bearer);
+    ek_redact_all(msg, sizeof msg, &p->secrets);
 
     lua_createtable(L, 0, 5);
     lua_pushstring(L, f.kind);
@@ -995,10 +972,10 @@ static int l_close(lua_State *L)
     free(p->ca_file);
     free(p->proxy);
     free(p->user_agent);
-    free(p->proxy_secret);
+    ek_secrets_free(&p->secrets);
     free(p->user_agent_line);
     p->base_url = p->username = p->password = p->bearer = NULL;
-    p->ca_file = p->proxy = p->user_agent = p->proxy_secret = p->user_agent_line = NULL;
+    p->ca_file = p->proxy = p->user_agent = p->user_agent_line = NULL;
     ek_buffer_free(&p->scratch);
     return 0;
 }
@@ -1088,21 +1065,6 @@ static void check_base_url(lua_State *L, ek_pool *p)
         u[--n] = '\0';
 }
 
-/* The userinfo of a proxy URL ("user:pass"), kept only to redact it from messages. */
-static void note_proxy_secret(lua_State *L, ek_pool *p)
-{
-    const char *s = strstr(p->proxy, "://");
-    const char *start = s ? s + 3 : p->proxy;
-    size_t authority = strcspn(start, "/");
-    const char *at = memchr(start, '@', authority);
-
-    if (at == NULL)
-        return;
-    p->proxy_secret = strndup(start, (size_t)(at - start));
-    if (p->proxy_secret == NULL)
-        luaL_error(L, EK_MODULE ": out of memory");
-}
-
 static void read_option(lua_State *L, ek_pool *p, const char *name)
 {
     if (strcmp(name, "base_url") == 0)
@@ -1184,8 +1146,10 @@ static int l_pool_new(lua_State *L)
         return luaL_error(L, EK_MODULE ": options 'username' and 'password' go together");
     if (p->username && p->bearer)
         return luaL_error(L, EK_MODULE ": option 'bearer' cannot be combined with 'username' and 'password'");
-    if (p->proxy)
-        note_proxy_secret(L, p);
+    /* libcurl quotes proxy URLs, credentials included, in its messages: the
+     * option's, and those of the environment, which it reads itself. */
+    if ((p->proxy && ek_secrets_add_userinfo(&p->secrets, p->proxy) != 0) || ek_secrets_from_env(&p->secrets) != 0)
+        return luaL_error(L, EK_MODULE ": out of memory");
     if (p->user_agent == NULL) {
         size_t n = strlen(ENVOKE_VERSION) + strlen(info->version) + 32;
         p->user_agent = malloc(n);
