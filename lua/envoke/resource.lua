@@ -86,9 +86,9 @@ local function protocol(message)
   return nil, errors.new("protocol", { message = message })
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Field rules
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 local LANGUAGES = {}
 for _, l in ipairs(schema.fields.language.values) do LANGUAGES[l] = true end
@@ -255,9 +255,9 @@ function resource.encode(body, caller)
   return text
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Reading answers
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 local function is_object(v)
   return type(v) == "table" and (next(v) == nil or not schema.is_array(v))
@@ -325,9 +325,9 @@ end
 resource.finish = { list = resource.finish_list, get = finish_get, written = finish_written,
                     deleted = finish_deleted, hook_created = finish_hook_created }
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- List parameters
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 local function check_count(v, name, min, max, caller)
   if type(v) ~= "number" or v ~= math.floor(v) or v < min or v > max then
@@ -417,9 +417,9 @@ local function list_params(def, opts, caller, paging)
   return params
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- The namespace
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 --- The methods every namespace shares. Which of them a namespace offers is
 -- in its table (`ops`); the others raise, saying why.
@@ -644,9 +644,9 @@ function Namespace:all(opts)
   return out
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Bulk assignment: contacts to a tag or a subscription
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 -- The identifiers of a bulk call: `{ ids = {...} }` or `{ emails = {...} }`.
 local function bulk_items(who, caller)

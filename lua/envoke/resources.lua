@@ -215,9 +215,9 @@ function Messages:cancel_async(id, callback)
   return resource.submit(self, message_action(self, id, "cancel", nil, "messages:cancel_async"), callback)
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Reports
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 local REPORT_OPTIONS = set{ "message_id", "start_date", "end_date", "segment" }
 
@@ -301,9 +301,9 @@ function Reports:email_activity_async(opts, callback)
   return resource.submit(self, report_plan(self, opts, "reports:email_activity_async"), callback)
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Calls on the client itself
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 local SEND_RULES = resource.rules{
   id = { type = "id" },
