@@ -68,6 +68,12 @@ local CLOSE = { Connection = "close" }
 -- statuses below 500 and to 503 (unavailable); a request that provably never
 -- left was not applied; anything else (a cut connection, a timeout, 500, 502,
 -- 504, an unreadable 2xx) may have been.
+-- A success's `unapplied` (see `envoke.contact:unapplied`), worked out only
+-- when read: it needs the answer decoded, which a bulk run otherwise avoids.
+local SUCCESS = { __index = function(r, key)
+  if key == "unapplied" and r.contact then return r.contact:unapplied() end
+end }
+
 local function maybe_applied(err)
   local status = err.status
   if status then return not (status < 500 or status == 503) end
@@ -87,7 +93,8 @@ local FOR_GOOD = { validation = true, duplicate = true, not_found = true, protoc
 --   `on_result(i, result, item)` as each finishes, `on_progress(done, total)`,
 --   `results` (false: keep none, the list comes back empty), `contacts` (false: results keep no contact),
 --   `journal` (a file path), `total` (the item count of an iterator, for `on_progress`)
--- @treturn table results: `results[i] = { ok, contact, err, attempts, applied, reconciled, skipped }`
+-- @treturn table results: `results[i] = { ok, contact, err, attempts, applied, reconciled, skipped }`;
+--   a success also answers `unapplied` (the fields the server did not apply, see `contact:unapplied`)
 -- @treturn table summary: `{ total, succeeded, failed, skipped, reconciled, unknown, retried, elapsed }`
 -- @local
 function bulk.run(client, op, items, opts)
@@ -156,7 +163,8 @@ function bulk.loop(client, op, items, opts, concurrency, jnl, key_name)
   end
 
   local function succeed(job, result, reconciled)
-    finish(job, { ok = true, contact = result, applied = true, reconciled = reconciled or nil })
+    finish(job, setmetatable({ ok = true, contact = result, applied = true, reconciled = reconciled or nil },
+                             SUCCESS))
   end
 
   local function fail(job, err, applied)

@@ -505,6 +505,13 @@ return function(env)
       assert.are.equal(b.id, newest[1].id)
     end)
 
+    it("tells what a write did not apply, in bulk results too", function()
+      local results = client:upsert_all{ { email = "u1@example.com", autoresponders = { "Whitepaper Download" } },
+                                         { email = "u2@example.com", city = "Laval" } }
+      assert.are.same({ "autoresponders" }, results[1].unapplied)
+      assert.are.same({}, results[2].unapplied)
+    end)
+
     it("cuts over-long texts when asked, at the limit in characters", function()
       local events = {}
       local cut = env.client{ on_overlong = "truncate", logger = function(e)
