@@ -573,6 +573,7 @@ function Namespace:delete(id) return resource.run(self, plans.delete(self, id, s
 
 --- Non-blocking `list`: a handle at once; `callback(items, err, handle)` runs from `poll`.
 function Namespace:list_async(opts, callback)
+  if callback == nil and type(opts) == "function" then opts, callback = nil, opts end -- list_async(callback)
   return resource.submit(self, plans.list(self, opts, self.def.name .. ":list_async"), callback)
 end
 --- Non-blocking `get`.

@@ -373,6 +373,32 @@ return function(env)
       assert.are.equal(2, #control("GET", "/_sandbox/messages"))
     end)
 
+    it("has the async forms of the client's own calls and of messages and reports", function()
+      control("POST", "/_sandbox/contacts", { { email = "as@example.com", consent_status = "Express",
+                                                consent_description = "f" } })
+      local sent = assert(client:send_async{ name = "Async", subject = "Async sending", sender = SENDER,
+                                             recipients = { "as@example.com" }, html = "<p>a</p>" }:wait(5000))
+      assert.are.equal(1, sent.summary.emails_to_be_sent)
+      local results = assert(client:send_emails_async{ { to_email = "as@example.com", campaign_name = "c" } }
+        :wait(5000))
+      assert.is_true(results[1].ok)
+      local names_got
+      client:custom_field_names_async(function(list) names_got = list end):wait(5000)
+      assert.are.equal("custom_field_name1", names_got[1])
+      local rows = assert(client.reports:email_activity_async({ message_id = sent.id }):wait(5000))
+      assert.are.equal(1, rows[1].sends)
+      local m = assert(client.messages:create{ name = "Later", subject = "Later on", html = "<p>l</p>" })
+      assert(client.messages:send_async(m.id, "2031-01-01 00:00:00"):wait(5000))
+      assert.are.equal("Draft", assert(client.messages:cancel_async(m.id):wait(5000)).status)
+      local listed = assert(client.messages:list_async({ filter = { name = "Later" } }):wait(5000))
+      assert.are.equal(m.id, listed[1].id)
+      local all
+      client.messages:list_async(function(list) all = list end):wait(5000)
+      assert.are.equal(3, #all)
+      local updated = assert(client.custom_fields:update_async("1", { description = "d" }):wait(5000))
+      assert.are.equal("d", updated.description)
+    end)
+
     it("reports email activity per message, by date and segment", function()
       local tag = assert(client.tags:create{ name = "Members" })
       control("POST", "/_sandbox/contacts", {
