@@ -26,6 +26,7 @@ function account.state(sb)
     fields = nil,                                -- custom fields: made from the catalogue on first use
     hooks = { list = {} },                       -- in creation order
     deliveries = {}, next_delivery = 1,
+    queue = {},                                  -- deliveries waiting (pending or to retry)
     messages = { list = {}, by_id = {}, next_id = 1001 },
     sent = {},                                   -- one entry per email sent
   }

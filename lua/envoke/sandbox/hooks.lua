@@ -207,6 +207,7 @@ function hooks.emit(sb, event, records)
                       state = "pending", attempts = {}, due = sb:now(), created = sb:now() }
           st.next_delivery = st.next_delivery + 1
           st.deliveries[#st.deliveries + 1] = d
+          st.queue[#st.queue + 1] = d
         end
       end
     end
@@ -288,6 +289,8 @@ local function settle(sb, d, status, problem)
     drop_hook(sb, d.hook_id)
   elseif #d.attempts < 2 then
     d.state, d.due = "retry", sb:now() + hooks.RETRY_AFTER
+    local queue = account.state(sb).queue
+    queue[#queue + 1] = d
   else
     d.state = "failed"
   end
@@ -314,10 +317,14 @@ function hooks.pump(sb)
   local st = sb.extra
   if not st or not sb.deliver or st.pumping then return end
   st.pumping = true
+  -- Only the waiting ones are looked at: the list of every delivery grows.
   local ok, problem = pcall(function()
-    local now = sb:now()
-    for _, d in ipairs(st.deliveries) do
-      if (d.state == "pending" or d.state == "retry") and d.due <= now then start(sb, d) end
+    local now, queue = sb:now(), st.queue
+    st.queue = {}
+    for _, d in ipairs(queue) do
+      if d.state == "pending" or d.state == "retry" then
+        if d.due <= now then start(sb, d) else st.queue[#st.queue + 1] = d end
+      end
     end
   end)
   st.pumping = false
