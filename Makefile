@@ -93,7 +93,8 @@ DEBS := gcc make pkg-config openssl libcurl4-openssl-dev \
         lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev \
         lua-cjson lua-busted lua-check lua-socket lua-argparse luarocks \
         nginx libnginx-mod-http-lua valgrind \
-        love neovim haproxy clang libclang-rt-14-dev
+        love neovim haproxy clang libclang-rt-14-dev \
+        chromium
 
 # Installs only what is missing, so a machine that has everything is not slowed down.
 deps:
