@@ -27,13 +27,25 @@
 #define DEFAULT_MAX_BODY (16 * 1024 * 1024)
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000
 #define DEFAULT_TIMEOUT_MS 10000
-#define MAX_HEADER_LINE 8192
+/* The final response's header block; past either limit the transfer fails. */
+#define MAX_HEADER_BYTES (64 * 1024)
+#define MAX_HEADER_LINES 1000
 
 /* DELIVERING: its result is becoming Lua values. Making a Lua value may run a
  * finalizer, and a finalizer may call this pool (close, cancel, finished,
  * request), so a delivering request sits on a list of its own that no other
  * call touches; close() leaves it for the delivering call (or __gc) to free. */
 typedef enum { REQ_FREE, REQ_RUNNING, REQ_DONE, REQ_DELIVERING } req_state;
+
+/* Why the pool itself stopped a transfer (its callbacks return 0, and libcurl
+ * reports CURLE_WRITE_ERROR). */
+typedef enum {
+    STOP_NONE,
+    STOP_BODY_TOO_LARGE,
+    STOP_HEADERS_TOO_LARGE,
+    STOP_TOO_MANY_HEADERS,
+    STOP_OUT_OF_MEMORY
+} stop_reason;
 
 typedef struct ek_request {
     struct ek_request *prev, *next; /* in the pool's running, done or free list */
@@ -43,7 +55,8 @@ typedef struct ek_request {
     req_state state;
     int blocking; /* owned by a request() call, never reported by finished() */
     CURLcode result;
-    int too_large, out_of_memory;
+    stop_reason stopped;
+    int header_lines; /* of the final response so far */
     int reached; /* libcurl had a connection and began to send the request */
     struct curl_slist *own_headers; /* per-request header list, when extra headers were given */
     ek_buffer body;
@@ -112,11 +125,11 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
     size_t n = size * nmemb;
 
     if ((curl_off_t)(r->response.len + n) > r->pool->max_body) {
-        r->too_large = 1;
+        r->stopped = STOP_BODY_TOO_LARGE;
         return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
     }
     if (ek_buffer_append(&r->response, data, n) != 0) {
-        r->out_of_memory = 1;
+        r->stopped = STOP_OUT_OF_MEMORY;
         return 0;
     }
     return n;
@@ -128,15 +141,18 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
     size_t n = size * nmemb;
 
     /* Each status line starts a new response (100 Continue, proxy CONNECT); keep the last. */
-    if (n >= 5 && memcmp(data, "HTTP/", 5) == 0)
+    if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
         ek_buffer_reset(&r->headers);
-    else if (r->headers.len + n > 64 * 1024)
-        return n; /* a flood of headers is not kept, but the body still counts */
-    else if (ek_buffer_append(&r->headers, data, n) != 0) {
-        r->out_of_memory = 1;
-        return 0;
+        r->header_lines = 0;
+        return n;
     }
-    return n;
+    if (++r->header_lines > MAX_HEADER_LINES)
+        r->stopped = STOP_TOO_MANY_HEADERS;
+    else if (r->headers.len + n > MAX_HEADER_BYTES)
+        r->stopped = STOP_HEADERS_TOO_LARGE;
+    else if (ek_buffer_append(&r->headers, data, n) != 0)
+        r->stopped = STOP_OUT_OF_MEMORY;
+    return r->stopped == STOP_NONE ? n : 0;
 }
 
 /* Runs once a connection is ready, right before libcurl sends the request:
@@ -159,34 +175,49 @@ typedef struct failure {
     int retryable;
 } failure;
 
-static failure classify(const ek_request *r)
-{
-    failure f = { "network", 1, 1 };
+static const failure NETWORK = { "network", 1, 1 };
 
-    if (r->too_large || r->result == CURLE_FILESIZE_EXCEEDED) {
-        f.kind = "too_large";
-        f.retryable = 0;
-        return f;
-    }
-    if (r->out_of_memory || r->result == CURLE_OUT_OF_MEMORY) {
+/* A transfer the pool stopped itself: the answer broke a limit. */
+static failure classify_stop(stop_reason why)
+{
+    failure f = { "too_large", 1, 0 };
+    if (why == STOP_TOO_MANY_HEADERS)
+        f.kind = "protocol";
+    else if (why == STOP_OUT_OF_MEMORY)
         f.kind = "memory";
-        f.retryable = 0;
-        return f;
-    }
+    return f;
+}
+
+/* The answer itself is broken: the same server would send it again. */
+static int malformed_answer(const ek_request *r)
+{
+    /* libcurl reports a bad chunk as CURLE_RECV_ERROR, like a reset connection. */
+    return r->result == CURLE_RECV_ERROR && strstr(r->errbuf, "chunked-encoding") != NULL;
+}
+
+static failure classify_tls(void)
+{
+    failure f = { "tls", 0, 0 }; /* the handshake comes before the request */
+    return f;
+}
+
+static failure classify_curl(const ek_request *r)
+{
+    failure f = NETWORK, broken = { "protocol", 1, 0 };
+    long sent_bytes = 0;
+
     switch (r->result) {
-    case CURLE_OPERATION_TIMEDOUT: {
-        long sent_bytes = 0;
+    case CURLE_OPERATION_TIMEDOUT:
         f.kind = "timeout";
         /* A timeout before any byte of the request went out cannot have reached the server. */
-        if (curl_easy_getinfo(r->easy, CURLINFO_REQUEST_SIZE, &sent_bytes) == CURLE_OK && sent_bytes == 0)
+        if (!r->reached || (curl_easy_getinfo(r->easy, CURLINFO_REQUEST_SIZE, &sent_bytes) == CURLE_OK && sent_bytes == 0))
             f.sent = 0;
-        break;
-    }
+        return f;
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_COULDNT_CONNECT:
         f.sent = 0;
-        break;
+        return f;
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CERTPROBLEM:
@@ -199,46 +230,76 @@ static failure classify(const ek_request *r)
     case CURLE_SSL_INVALIDCERTSTATUS:
     case CURLE_SSL_CRL_BADFILE:
     case CURLE_USE_SSL_FAILED:
-        f.kind = "tls";
-        f.sent = 0; /* the handshake comes before the request */
-        f.retryable = 0;
-        break;
+        return classify_tls();
     case CURLE_BAD_CONTENT_ENCODING:
     case CURLE_WEIRD_SERVER_REPLY:
     case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_URL_MALFORMAT:
     case CURLE_HTTP2:
-        f.kind = "protocol";
-        f.retryable = 0;
-        break;
+        return broken;
     default:
-        break; /* resets, empty replies, truncated bodies: network, retryable */
+        return malformed_answer(r) ? broken : f; /* resets, empty replies, truncated bodies: network */
     }
-    return f;
 }
 
-/* Pushes the error table of a failed transfer. */
+/* libcurl holds one header line in at most CURL_MAX_HTTP_HEADER bytes and
+ * fails a longer one with CURLE_OUT_OF_MEMORY and no message; once the
+ * request went out, that is what an "out of memory" means. */
+static int header_line_too_large(const ek_request *r)
+{
+    return r->result == CURLE_OUT_OF_MEMORY && r->reached;
+}
+
+static failure classify(const ek_request *r)
+{
+    failure f = { "too_large", 1, 0 };
+
+    if (r->stopped != STOP_NONE)
+        return classify_stop(r->stopped);
+    if (r->result == CURLE_FILESIZE_EXCEEDED || header_line_too_large(r))
+        return f;
+    if (r->result == CURLE_OUT_OF_MEMORY) {
+        f.kind = "memory";
+        return f;
+    }
+    return classify_curl(r);
+}
+
+/* The message of a failed transfer, secrets replaced by "***". */
+static void failure_message(ek_pool *p, const ek_request *r, char *msg, size_t cap)
+{
+    if (r->stopped == STOP_BODY_TOO_LARGE)
+        snprintf(msg, cap, "response body is larger than max_body (%lld bytes)", (long long)p->max_body);
+    else if (r->stopped == STOP_HEADERS_TOO_LARGE)
+        snprintf(msg, cap, "response headers are larger than %d bytes", MAX_HEADER_BYTES);
+    else if (r->stopped == STOP_TOO_MANY_HEADERS)
+        snprintf(msg, cap, "response has more than %d header lines", MAX_HEADER_LINES);
+    else if (r->stopped == STOP_OUT_OF_MEMORY)
+        snprintf(msg, cap, "out of memory while receiving the response");
+    else if (header_line_too_large(r))
+        snprintf(msg, cap, "a response header line is larger than libcurl accepts (%d bytes)", CURL_MAX_HTTP_HEADER);
+    else
+        snprintf(msg, cap, "%s", r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->result));
+    ek_redact(msg, cap, p->password);
+    ek_redact(msg, cap, p->bearer);
+    ek_redact_all(msg, cap, &p->secrets);
+}
+
+/* Pushes the error table of a failed transfer. Everything it reads from p
+ * and r is read before the first Lua value is made. */
 static void push_failure(lua_State *L, ek_pool *p, ek_request *r)
 {
     failure f = classify(r);
     char msg[CURL_ERROR_SIZE + 64];
+    CURLcode code = r->result;
 
-    if (r->too_large)
-        snprintf(msg, sizeof msg, "response body is larger than max_body (%lld bytes)", (long long)p->max_body);
-    else if (r->out_of_memory)
-        snprintf(msg, sizeof msg, "out of memory while receiving the response");
-    else
-        snprintf(msg, sizeof msg, "%s", r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->result));
-    ek_redact(msg, sizeof msg, p->password);
-    ek_redact(msg, sizeof msg, p->bearer);
-    ek_redact_all(msg, sizeof msg, &p->secrets);
-
+    failure_message(p, r, msg, sizeof msg);
     lua_createtable(L, 0, 5);
     lua_pushstring(L, f.kind);
     lua_setfield(L, -2, "kind");
     lua_pushstring(L, msg);
     lua_setfield(L, -2, "message");
-    lua_pushinteger(L, (lua_Integer)r->result);
+    lua_pushinteger(L, (lua_Integer)code);
     lua_setfield(L, -2, "curl_code");
     lua_pushboolean(L, f.sent);
     lua_setfield(L, -2, "sent");
@@ -292,7 +353,7 @@ static int push_result(lua_State *L, ek_pool *p, ek_request *r)
 {
     long status = 0;
 
-    if (r->result != CURLE_OK || r->too_large || r->out_of_memory) {
+    if (r->result != CURLE_OK || r->stopped != STOP_NONE) {
         lua_pushnil(L);
         push_failure(L, p, r);
         return 2;
@@ -766,7 +827,8 @@ static ek_request *start_request(ek_pool *p, int blocking)
     r->blocking = blocking;
     r->id = ++p->next_id;
     r->result = CURLE_OK;
-    r->too_large = r->out_of_memory = r->reached = 0;
+    r->stopped = STOP_NONE;
+    r->header_lines = r->reached = 0;
     r->errbuf[0] = '\0';
     ek_buffer_reset(&r->response);
     ek_buffer_reset(&r->headers);
