@@ -4,6 +4,8 @@
  * The only process-wide state is libcurl's own, initialised once and thread-safely;
  * everything else lives in userdata owned by the Lua state that created it.
  */
+#define _GNU_SOURCE /* dladdr */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <curl/curl.h>
 
@@ -15,8 +17,23 @@
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_result = CURLE_FAILED_INIT;
 
+/*
+ * Keeps this module, and so libcurl, mapped until the process ends. lua_close
+ * unloads C modules, but libcurl may still run threads then: a resolver that
+ * a cancelled transfer left behind (CURLOPT_QUICK_EXIT) returns into libcurl's
+ * code when its lookup ends. libcurl is never cleaned up either (no
+ * curl_global_cleanup), so it could not be loaded again cleanly anyway.
+ */
+static void pin_module(void)
+{
+    Dl_info self;
+    if (dladdr((const void *)&curl_once, &self) != 0 && self.dli_fname != NULL) /* any address in this module */
+        (void)dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
 static void init_curl(void)
 {
+    pin_module();
     curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 

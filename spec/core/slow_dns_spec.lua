@@ -77,6 +77,55 @@ for k, v in pairs(report) do io.write(k, "=", tostring(v), "\n") end
 io.write("done\n")
 ]]
 
+-- A host that closes its Lua state (which unloads envoke.core) while a lookup
+-- runs, then lives on until the lookup is over: the resolver thread then
+-- returns into libcurl, which must still be mapped.
+local HOST = [[
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+static const char chunk[] =
+    "local cpath, port = ...\n"
+    "package.cpath = cpath\n"
+    "local core = require 'envoke.core'\n"
+    "local pool = core.pool{ base_url = 'http://state.slow.envoke.test:' .. port }\n"
+    "pool:submit('GET', '/x')\n"
+    "pool:perform(0)\n";
+
+int main(int argc, char **argv)
+{
+    lua_State *L = luaL_newstate();
+    struct timespec tick = { 0, 20 * 1000000L };
+    char marker[4096];
+    int i;
+
+    if (argc != 4)
+        return 2;
+    luaL_openlibs(L);
+    if (luaL_loadstring(L, chunk) != 0)
+        return 3;
+    lua_pushstring(L, argv[1]);
+    lua_pushstring(L, argv[2]);
+    if (lua_pcall(L, 2, 0, 0) != 0) {
+        fprintf(stderr, "%s\n", lua_tostring(L, -1));
+        return 4;
+    }
+    lua_close(L);
+    snprintf(marker, sizeof marker, "%s/state.slow.envoke.test", argv[3]);
+    for (i = 0; i < 500 && access(marker, F_OK) != 0; i++)
+        nanosleep(&tick, NULL);
+    for (i = 0; i < 10; i++) /* the resolver thread is back in libcurl by now */
+        nanosleep(&tick, NULL);
+    puts(access(marker, F_OK) == 0 ? "survived" : "lookup never ended");
+    return 0;
+}
+]]
+
 describe("a slow DNS lookup", function()
   local srv, dir, shim, why
 
@@ -117,5 +166,22 @@ describe("a slow DNS lookup", function()
     assert.are.equal("false", report.cancel_after_lookup, "cancel waited for the lookup")
     assert.are.equal("false", report.close_after_lookup, "close waited for the lookup")
     assert.is_false(exit_after_lookup, "the process waited for the lookup to exit")
+  end)
+
+  it("keeps libcurl loaded for its resolver threads after lua_close unloads envoke.core", function()
+    if not shim then return pending(why) end
+    local version = rawget(_G, "jit") and "luajit" or _VERSION:match("%d%.%d")
+    local flags = version == "luajit" and "-I/usr/include/luajit-2.1 -lluajit-5.1"
+      or ("-I/usr/include/lua%s -llua%s"):format(version, version)
+    local source, exe = dir .. "/host.c", dir .. "/host"
+    shell.write_file(source, HOST)
+    local out, code = shell.run(("cc -std=c99 -D_POSIX_C_SOURCE=200809L -o %s %s %s")
+      :format(H.shell_quote(exe), H.shell_quote(source), flags))
+    assert.are.equal(0, code, out)
+    -- The plain build: this host is not instrumented (as in states_spec).
+    out = shell.run(("LD_PRELOAD=%s ENVOKE_SLOW_DNS_DIR=%s ENVOKE_SLOW_DNS_MS=300 %s %s %d %s"):format(
+      H.shell_quote(shim), H.shell_quote(dir), H.shell_quote(exe),
+      H.shell_quote("./build/" .. version .. "/?.so"), srv.port, H.shell_quote(dir)))
+    assert.are.equal("survived\n", out)
   end)
 end)
