@@ -71,7 +71,8 @@ describe("installation", function()
       local rockspec = which == "scm" and "lua-envoke-scm-1.rockspec" or ("lua-envoke-" .. version .. "-1.rockspec")
       -- Built in a copy so the object files land outside the work tree.
       local src = tmp .. "/src-" .. which
-      assert.is_true(select(2, sh("mkdir -p " .. src .. " && cp -r src lua bin *.rockspec luarocks-debian.lua " .. src)))
+      local files = "src lua bin *.rockspec luarocks-debian.lua "
+      assert.is_true(select(2, sh("mkdir -p " .. src .. " && cp -r " .. files .. src)))
       local out, ok = sh("cd " .. src .. " && " .. documented_luarocks(tree, rockspec) .. " 2>&1")
       assert.is_true(ok, out)
       for _, noise in ipairs{ "Missing dependencies", "Warning", "not installed", "Error" } do

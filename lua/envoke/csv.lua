@@ -72,6 +72,7 @@ end
 -- problem: nil, or why the row cannot be trusted), or nil at the end.
 -- @param f a file handle, read by lines
 -- @treturn function
+-- @local
 function csv.reader(f)
   local line_no, first = 0, true
   return function()
@@ -114,6 +115,7 @@ end
 --- How many records a file holds (a quick pass that only follows quoting).
 -- @tparam string path
 -- @treturn integer|nil records, header included; nil when it cannot be read
+-- @local
 function csv.count(path)
   local f = io.open(path, "r")
   if not f then return nil end
@@ -133,6 +135,7 @@ end
 --- One field as CSV: quoted when it holds a comma, a quote, a line break, or edge spaces.
 -- @tparam string s
 -- @treturn string
+-- @local
 function csv.field(s)
   s = s == nil and "" or tostring(s)
   if s:find('[,"\r\n]') or s:find("^%s") or s:find("%s$") then
@@ -145,6 +148,7 @@ end
 -- @tparam table fields strings (nil is an empty field), `n` of them
 -- @tparam[opt] integer n how many fields (default #fields)
 -- @treturn string
+-- @local
 function csv.line(fields, n)
   local out = {}
   for i = 1, n or #fields do out[i] = csv.field(fields[i]) end

@@ -82,8 +82,8 @@ describe("misuse", function()
 
   it("a sub-millisecond timeout rounds up rather than meaning 'no timeout'", function()
     local blackhole = require("core_helper").blackhole()
-    local slow = envoke.new{ base_url = "http://127.0.0.1:" .. blackhole.port, api_id = "i", api_key = "k", timeout = 0.0004,
-                             connect_timeout = 0.0004, retries = 0 }
+    local slow = envoke.new{ base_url = "http://127.0.0.1:" .. blackhole.port, api_id = "i", api_key = "k",
+                             timeout = 0.0004, connect_timeout = 0.0004, retries = 0 }
     local ok, err = slow:ping()
     assert.is_nil(ok)
     assert.truthy(err.kind == "timeout" or err.kind == "network", tostring(err))

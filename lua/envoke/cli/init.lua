@@ -120,6 +120,7 @@ end
 --- Runs the command with these arguments; returns the exit status.
 -- @tparam table argv the arguments (without the program name)
 -- @treturn integer
+-- @local
 function cli.main(argv)
   local ok, result = pcall(function()
     local p = parser()

@@ -59,6 +59,7 @@ end
 -- `body` must call `interrupt.point(state)` often (it yields); it stores its
 -- exit code in `state.code`.
 -- @treturn integer the exit code
+-- @local
 function interrupt.run(body, on_interrupt)
   local state = { interrupted = false, on_interrupt = on_interrupt }
   state.luajit = rawget(_G, "jit") ~= nil and luajit_setup()
@@ -85,6 +86,7 @@ end
 
 --- A safe point: yields to the driver (where a PUC SIGINT surfaces), polls LuaJIT's.
 -- @treturn boolean true once interrupted
+-- @local
 function interrupt.point(state)
   if state.luajit and not state.interrupted and luajit_pending() then
     state.interrupted = true

@@ -10,6 +10,7 @@ local Progress = {}
 Progress.__index = Progress
 
 --- Whether stderr is a terminal (asked once, of the shell: Lua has no isatty).
+-- @local
 function progress.stderr_is_tty()
   local ok, how, code = os.execute("[ -t 2 ]")
   if type(ok) == "number" then return ok == 0 end -- Lua 5.1
@@ -19,6 +20,7 @@ end
 --- A progress reporter.
 -- @tparam table opts `tty` (bool), `total` (or nil), `interval` (seconds between plain lines, default 5),
 --   `out` (default io.stderr), `verb` (e.g. "imported")
+-- @local
 function progress.new(opts)
   local now = core.now()
   return setmetatable({
@@ -44,6 +46,7 @@ function Progress:figures(done)
 end
 
 --- Reports `done` rows so far (`failed` of them failed); draws at most every 100 ms on a terminal.
+-- @local
 function Progress:update(done, failed)
   local now = core.now()
   if self.tty then
@@ -70,6 +73,7 @@ function Progress:update(done, failed)
 end
 
 --- Clears the bar (on a terminal) before the summary line.
+-- @local
 function Progress:finish()
   if self.tty and self.drawn then
     self.out:write("\r\27[K")
