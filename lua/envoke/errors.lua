@@ -223,6 +223,15 @@ end
 -- @tparam[opt] table expect the kinds a 400 may mean for this request, in order:
 --   `{ "duplicate" }` for an insert, `{ "not_found", "duplicate" }` for an update, ...
 function errors.from_response(status, data, headers, raw, expect)
+  if status >= 300 and status < 400 then
+    -- Never followed (the credentials would go along): the API does not
+    -- redirect, so one means a wrong base_url or something in between.
+    local location = headers and headers.location
+    local message = type(location) == "string"
+      and "redirect to " .. location:gsub("^(%a[%w+.-]*://)[^/?#]*@", "%1***@") .. " not followed"
+      or "HTTP " .. status .. " redirect without a Location, not followed"
+    return errors.new("protocol", { status = status, message = message, retryable = false })
+  end
   local list, message = {}, nil
   if type(data) == "table" then
     if type(data.result_data) == "table" and type(data.result_data.errors) == "table" then
