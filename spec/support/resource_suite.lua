@@ -160,6 +160,30 @@ return function(env)
       for i = 1, 3 do assert.are.same({ "Many" }, stored(("m%d@example.com"):format(i)).interests) end
     end)
 
+    it("goes on after a request that failed, and accounts for every contact of it", function()
+      local tag = assert(client.tags:create{ name = "Partly" })
+      control("POST", "/_sandbox/contacts", { { email = "p@example.com" } })
+      local id = tonumber(control("GET", "/_sandbox/contacts")[1].id)
+      local ids = {}
+      for i = 1, 1500 do ids[i] = 200000 + i end
+      ids[1200] = id
+      control("POST", "/_sandbox/faults", { kind = "status", status = 500, path = "/v2/tags/" .. tag.id .. "/contacts",
+                                            count = 1 })
+      local c = env.client{ retries = 0 }
+      local r, err = c.tags:add_contacts(tag.id, { ids = ids })
+      assert.is_nil(r)
+      assert.are.equal("server", err.kind)
+      assert.are.equal(2, err.result.requests)
+      assert.are.equal(500, err.result.processed)         -- the second request's
+      assert.are.equal(499, #err.result.not_found)
+      assert.are.equal(1000, #err.result.failed)          -- every contact of the first
+      assert.are.equal("200001", err.result.failed[1].contact_id)
+      assert.truthy(err.result.failed[1].reason:find("HTTP 500", 1, true))
+      assert.are.same({ "Partly" }, stored("p@example.com").interests)
+      local group = c.tags:add_contacts_async(tag.id, { ids = { id } })
+      assert(group:wait(5000))
+    end)
+
     it("has the async forms, through the same pipeline", function()
       local h = client.tags:create_async{ name = "Async" }
       local tag, err = h:wait(5000)
