@@ -186,9 +186,8 @@ end
 -- An attempt's answer becomes the call's outcome (handle.result, handle.err),
 -- or the seconds to wait before the next attempt. Blocking and non-blocking
 -- calls share it: they differ only in how they wait.
-local function settle(engine, handle, status, raw, headers)
+local function settle(engine, handle, status, data, err)
   local client, plan = engine.client, handle.plan
-  local data, err = client:outcome(status, raw, headers, plan.envelope, plan.expect)
   if client.logger then
     client:log{ event = err and "error" or "response", method = plan.method, path = plan.path,
                 status = status or nil, attempt = handle.attempts, error = err,
@@ -208,7 +207,12 @@ local function settle(engine, handle, status, raw, headers)
     end
     handle.err = err
   elseif plan.finish then
-    handle.result, handle.err = finish_plan(plan, data)
+    -- A blocking call's finish may raise to its caller; a non-blocking one's must not.
+    if handle.callback ~= nil or handle.engine then
+      handle.result, handle.err = finish_plan(plan, data)
+    else
+      handle.result, handle.err = plan.finish(plan, data)
+    end
   else
     handle.result = data
   end
@@ -217,7 +221,9 @@ end
 
 -- A non-blocking call's answer: done (its callback runs), or scheduled again.
 function Engine:complete(handle, status, raw, headers)
-  local wait = settle(self, handle, status, raw, headers)
+  local plan = handle.plan
+  local data, err = self.client:outcome(status, raw, headers, plan.envelope, plan.expect)
+  local wait = settle(self, handle, status, data, err)
   if wait then return self:schedule(handle, core.now() + wait * 1000) end
   finish(self, handle)
 end
@@ -230,18 +236,27 @@ end
 -- @return the result, or nil, err
 function Engine:run(plan)
   local client, transport = self.client, self.transport
-  local bucket, sleep = client.bucket, client.sleep
-  local handle = { plan = plan, attempts = 0 }
+  local bucket, logger = client.bucket, client.logger
+  -- The handle (attempts, clock) is made only when something needs it:
+  -- a retry policy, a logger, or a failure.
+  local handle = (logger or client.retry) and { plan = plan, attempts = 0 }
   while true do
     if bucket then
       local wait = bucket:reserve(core.now())
-      if wait > 0 then sleep(wait) end
+      if wait > 0 then client.sleep(wait) end
     end
-    begin(self, handle)
+    if handle then begin(self, handle) end
     local status, raw, headers = transport:request(plan.method, plan.path, plan.body, plan.headers)
-    local wait = settle(self, handle, status, raw, headers)
+    local data, err = client:outcome(status, raw, headers, plan.envelope, plan.expect)
+    if err == nil and not logger then -- the usual end: nothing to count, log or retry
+      local done = plan.finish
+      if done then return done(plan, data) end
+      return data
+    end
+    handle = handle or { plan = plan, attempts = 1 }
+    local wait = settle(self, handle, status, data, err)
     if not wait then return handle.result, handle.err end
-    sleep(wait * 1000)
+    client.sleep(wait * 1000)
   end
 end
 

@@ -30,18 +30,21 @@ local OPTIONS = {
 }
 
 local TRANSPORTS = { curl = "envoke.transport.curl", sandbox = "envoke.transport.sandbox",
-                     ngx = "envoke.transport.ngx" }
+                     ngx = "envoke.transport.ngx", haproxy = "envoke.transport.haproxy" }
 
 -- Inside nginx every request must go through cosockets: a blocking libcurl
 -- call would stall every request the worker serves. Inside HAProxy the same
--- holds, and there is no cosocket transport for it yet.
+-- holds: its Lua sockets (core.tcp), or, in an HAProxy without tasks and
+-- sleeps to build on, a refusal.
 local function default_transport()
   local ngx = rawget(_G, "ngx")
   if type(ngx) == "table" and ngx.socket and ngx.get_phase then return "ngx" end
   local haproxy = rawget(_G, "core")
   if type(haproxy) == "table" and haproxy.tcp and haproxy.register_service then
+    if require("envoke.transport.haproxy").available() then return "haproxy" end
     return require("envoke.transport.unavailable").new("inside HAProxy a blocking call would stall its "
-      .. "event loop, and envoke has no HAProxy (core.tcp) transport yet; pass transport = 'curl' to accept the stall")
+      .. "event loop, and this HAProxy lacks core.register_task or core.msleep for the core.tcp transport;"
+      .. " pass transport = 'curl' to accept the stall")
   end
   return "curl"
 end
@@ -108,7 +111,8 @@ end
 --   `proxy`, `user_agent`, `verify` (true), `max_body` (bytes);
 --   `logger`: `function(event)` called for every request and outcome, secrets never included;
 --   `transport`: `"curl"` (the default outside nginx), `"ngx"` (cosockets; the default inside nginx),
---     `"sandbox"` (in-process, no server), or a transport object;
+--     `"haproxy"` (core.tcp; the default inside HAProxy), `"sandbox"` (in-process, no server),
+--     or a transport object;
 --   `sandbox`: options for the in-process sandbox (`catalogue`, `clock`);
 --   `retries`: how many times to retry a failure that allows it (default 3, 0 = off),
 --     or `{ max, base_delay, max_delay, max_elapsed, max_retry_after }` in seconds (see `envoke.retry`);
@@ -128,7 +132,7 @@ function Client.new(opts)
   local settings = settings_of(opts)
   local transport = opts.transport or default_transport()
   if type(transport) == "string" and not TRANSPORTS[transport] then
-    raise("envoke.new: option 'transport' must be 'curl', 'ngx' or 'sandbox', got '%s'", transport)
+    raise("envoke.new: option 'transport' must be 'curl', 'ngx', 'haproxy' or 'sandbox', got '%s'", transport)
   end
   local name = transport
   if type(transport) == "string" then
@@ -203,6 +207,11 @@ local json_members = core.json_members
 -- `expect`: the kinds a 400 may mean for this request (see `errors.from_response`).
 function Client:outcome(status, raw, headers, envelope, expect)
   if not status then return nil, self.redact(errors.from_transport(raw)) end
+  if envelope == true and status >= 200 and status < 300 then
+    -- The hot path of every write: a valid envelope saying success with a contact.
+    local valid, success, data = json_members(raw, "success", "result_data")
+    if valid and success == "true" and data and data:byte(1) == 123 then return data end -- "{"
+  end
   local data, err
   if status >= 200 and status < 300 then
     data, err = self:success(status, raw, envelope, expect)

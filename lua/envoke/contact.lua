@@ -83,9 +83,17 @@ end
 -- is checked again here: a hostile or broken answer must not steer a request
 -- to another path or another contact.
 -- @return an integer id, or nil (no id), or nil, err (an id that is not valid)
+local MAX_ID = 4294967295
+local math_type = math.type
+
 local function request_id(self, caller)
   local id = id_of(self)
   if id == nil then return nil end
+  -- The usual case, an id already normalized (an integer on 5.3+), without a call.
+  if type(id) == "number" and id >= 1 and id <= MAX_ID and (math_type and math_type(id) == "integer"
+      or not math_type and id % 1 == 0) then
+    return id
+  end
   local n = schema.normalize("id", id)
   if n then return n end
   return nil, errors.new("protocol", { sent = false, message =
@@ -100,7 +108,7 @@ end
 -- Fields the server owns (read-only), taken as read: a contact made from an
 -- export or from another contact's fields() keeps them and never sends them.
 local function take_owned(self, k, v)
-  if k == "id" then
+  if k == "id" and not (math_type and math_type(v) == "integer" and v >= 1 and v <= MAX_ID) then
     if v == "" then return end
     local id, problem = schema.normalize("id", v)
     if not id then fail("contact field 'id' %s", problem) end
@@ -192,8 +200,12 @@ local function fit(self, name, value)
 end
 
 local function check(name, value, self)
-  local v, problem = schema.check(name, fit(self, name, value))
-  if v == nil then fail("contact field '%s' %s", tostring(name), problem) end
+  local v, problem = schema.check(name, value)
+  if v == nil then
+    local cut = fit(self, name, value) -- only a refused value can need it
+    if cut ~= value then v, problem = schema.check(name, cut) end
+    if v == nil then fail("contact field '%s' %s", tostring(name), problem) end
+  end
   return v
 end
 
