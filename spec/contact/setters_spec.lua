@@ -175,7 +175,8 @@ describe("contact setters", function()
     raises("envoke.new: unknown option 'timout'", function() envoke.new{ timout = 1 } end)
     raises("envoke.new: option 'timeout' must be a number, got string", function() envoke.new{ timeout = "1" } end)
     raises("envoke.new: option 'timeout' must be from 0 to 86400", function() envoke.new{ timeout = 0 } end)
-    raises("option 'transport' must be 'curl', 'ngx' or 'sandbox'", function() envoke.new{ transport = "smoke" } end)
+    raises("option 'transport' must be 'curl', 'ngx', 'haproxy' or 'sandbox'",
+      function() envoke.new{ transport = "smoke" } end)
     raises("option 'base_url' must start with http", function() envoke.new{ base_url = "ftp://x" } end)
   end)
 

@@ -44,6 +44,20 @@ describe("cosocket transport", function()
       ]]
     end)
 
+    it("sends a caller's Connection: close (bulk inserts ask for it) and then opens a new connection", function()
+      rig:run[[
+        local t = fresh()
+        local status, body = t:request("POST", "/anything", "{}", { Connection = "close" })
+        assert.are.equal(200, status)
+        assert.are.equal("close", cjson.decode(body).headers.connection)
+        assert.are.equal(200, (t:request("GET", "/anything")))
+        assert.are.equal(2, t.stats.connections)
+        local c = client()
+        local results, summary = c:insert_all{ { email = "bulk-ngx@example.com" } }
+        assert.are.equal(1, summary.succeeded, tostring(results[1].err))
+      ]]
+    end)
+
     it("frames bodies as curl does: empty PATCH says length 0, DELETE and GET send none, HEAD reads none", function()
       rig:run[[
         local t = fresh()

@@ -110,57 +110,8 @@ function M.probes() return probes end
 
 ---------------------------------------------------------------- the contact suite
 
-local suite -- full name -> { level, fn }; order
-
-local function load_suite()
-  if suite then return suite end
-  suite = { checks = {}, order = {} }
-  local root = { hooks = {} }
-  local level = root
-  local stack = {}
-  local shim = {
-    describe = function(name, fn)
-      stack[#stack + 1] = name
-      local parent = level
-      level = { parent = parent, hooks = {} }
-      fn()
-      level = parent
-      stack[#stack] = nil
-    end,
-    before_each = function(fn) level.hooks[#level.hooks + 1] = fn end,
-    it = function(name, fn)
-      local full = table.concat(stack, " / ") .. " / " .. name
-      if suite.checks[full] then error("two suite checks named " .. full) end
-      suite.checks[full] = { level = level, fn = fn }
-      suite.order[#suite.order + 1] = full
-    end,
-    assert = require "luassert",
-  }
-  require("contact_suite"){ busted = shim, client = client, control = control }
-  return suite
-end
-
--- Runs one check as busted would: every before_each from the outermost in.
-local function suite_check(name)
-  local s = load_suite()
-  local check = s.checks[name]
-  if not check then error("no contact suite check named " .. tostring(name)) end
-  local chain = {}
-  local l = check.level
-  while l do
-    table.insert(chain, 1, l)
-    l = l.parent
-  end
-  for _, lv in ipairs(chain) do
-    for _, hook in ipairs(lv.hooks) do hook() end
-  end
-  check.fn()
-  return true
-end
-
-local function suite_names()
-  return load_suite().order
-end
+local suite = require("suite_shim").new{ client = client, control = control }
+local suite_check, suite_names = suite.check, suite.names
 
 ---------------------------------------------------------------- checks
 

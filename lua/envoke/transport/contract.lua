@@ -17,8 +17,25 @@ contract.TIMEOUT, contract.CONNECT_TIMEOUT, contract.MAX_BODY = 10, 5, 16 * 1024
 
 contract.METHODS = { GET = true, POST = true, PUT = true, PATCH = true, DELETE = true, HEAD = true }
 
--- Headers the transport frames the message with; a caller's value would desync it.
+-- Headers the transport frames the message with; a caller's value would
+-- desync it. `Connection: close` alone is allowed (bulk inserts ask for it):
+-- the transport then closes the connection after the answer.
 local MANAGED = { ["content-length"] = true, ["transfer-encoding"] = true, connection = true }
+
+local function managed(name, value)
+  name = lower(name)
+  return MANAGED[name] and not (name == "connection" and lower(tostring(value)) == "close")
+end
+
+--- Whether the caller's headers ask to close the connection after the answer.
+-- @local
+function contract.closes(headers)
+  if not headers then return false end
+  for k, v in pairs(headers) do
+    if lower(k) == "connection" and lower(tostring(v)) == "close" then return true end
+  end
+  return false
+end
 
 -- Raises as luaL_argerror would for the transport method `depth` frames up
 -- from here (1: the function that called argerror), at that method's caller.
@@ -33,7 +50,7 @@ end
 local function checkstring(value, arg)
   local t = type(value)
   if t == "number" then return tostring(value) end
-  if t ~= "string" then argerror(3, arg, "string expected, got " .. (t == "nil" and "no value" or t)) end
+  if t ~= "string" then argerror(3, arg, "string expected, got " .. t) end
   return value
 end
 
@@ -59,7 +76,7 @@ local function check_headers(headers)
       argerror(3, 5, format("header name '%s' has a character not allowed in a name", k))
     end
     if find(tostring(v), "[\r\n%z]") then argerror(3, 5, format("header '%s' has CR, LF or NUL in its value", k)) end
-    if MANAGED[lower(k)] then argerror(3, 5, format("header '%s' is set by the transport itself", k)) end
+    if managed(k, v) then argerror(3, 5, format("header '%s' is set by the transport itself", k)) end
   end
 end
 

@@ -30,6 +30,7 @@
 local core = require "envoke.core"
 local contract = require "envoke.transport.contract"
 local http1 = require "envoke.http1"
+local jobs = require "envoke.transport.jobs"
 
 local M = {}
 
@@ -149,12 +150,7 @@ function M.new(s)
   }
   self.stats = { requests = 0, connections = 0, reused = 0 }
   self.encode = core.json_encode
-  -- Async state.
-  self.next_id = 0
-  self.running = {}      -- id -> job
-  self.nrunning = 0
-  self.done = {}         -- queue of { id, status|nil, body|err, headers }
-  self.done_head, self.done_tail = 1, 0
+  jobs.init(self)
   self.owner = setmetatable({}, { __mode = "v" }) -- id -> the request ctx that runs it
   return self
 end
@@ -242,7 +238,7 @@ local function send_request(self, method, path, body, headers)
     sock:close()
     return nil, rbody
   end
-  if keepalive then
+  if keepalive and not contract.closes(headers) then
     -- Refused (e.g. bytes left unread): the connection must not linger.
     if not sock:setkeepalive(self.keepalive_ms) then sock:close() end
   else
@@ -263,12 +259,6 @@ end
 -- Non-blocking calls: one light thread per request
 -- ------------------------------------------------------------------------
 
-local function push_done(self, id, a, b, c)
-  local tail = self.done_tail + 1
-  self.done_tail = tail
-  self.done[tail] = { id, a, b, c }
-end
-
 -- Wakes every coroutine waiting in perform.
 local function wake(self)
   local sema = self.sema
@@ -283,12 +273,11 @@ local function run_job(self, job, method, path, body, headers)
   if job.cancelled then return end
   job.finished = true
   self.owner[job.id] = nil
-  self.running[job.id] = nil
-  self.nrunning = self.nrunning - 1
+  jobs.forget(self, job)
   if not ok then
     status, rbody, rheaders = nil, failure("protocol", "internal error: " .. tostring(status), true), nil
   end
-  push_done(self, job.id, status, rbody, rheaders)
+  jobs.push(self, job.id, status, rbody, rheaders)
   wake(self)
 end
 
@@ -297,16 +286,14 @@ end
 -- @local
 function Transport:submit(method, path, body, headers)
   body = contract.check_request(NAME, self.closed, self.encode, method, path, body, headers)
-  self.next_id = self.next_id + 1
-  local id = self.next_id
   local perr = phase_error()
   if perr then
-    push_done(self, id, nil, perr)
+    local id = jobs.next_id(self)
+    jobs.push(self, id, nil, perr)
     return id
   end
-  local job = { id = id }
-  self.running[id] = job
-  self.nrunning = self.nrunning + 1
+  local job = jobs.start(self)
+  local id = job.id
   if OWNED[ngx.get_phase()] then
     self.owner[id] = ngx.ctx
     job.owned = true
@@ -315,9 +302,8 @@ function Transport:submit(method, path, body, headers)
   local thread, err = ngx.thread.spawn(run_job, self, job, method, path, body, headers)
   if not thread then
     if not job.finished then
-      self.running[id] = nil
-      self.nrunning = self.nrunning - 1
-      push_done(self, id, nil, failure("network", "could not start a light thread: " .. tostring(err), false))
+      jobs.forget(self, job)
+      jobs.push(self, id, nil, failure("network", "could not start a light thread: " .. tostring(err), false))
     end
   elseif not job.finished then
     job.thread = thread
@@ -339,9 +325,8 @@ local function reap(self)
     if gone then
       job.cancelled = true
       self.owner[id] = nil
-      self.running[id] = nil
-      self.nrunning = self.nrunning - 1
-      push_done(self, id, nil, failure("network",
+      jobs.forget(self, job)
+      jobs.push(self, id, nil, failure("network",
         "the light thread running this request was aborted (its request ended or called ngx.exit)", true))
     end
   end
@@ -359,7 +344,7 @@ function Transport:perform(timeout_ms)
     error("envoke.transport.ngx: perform: timeout must be 0 to 86400000 milliseconds", 2)
   end
   reap(self)
-  if self.done_tail >= self.done_head or self.nrunning == 0 or timeout_ms < 1 then return self.nrunning end
+  if jobs.any_done(self) or self.nrunning == 0 or timeout_ms < 1 then return self.nrunning end
   if not yieldable() then
     -- Waiting would need a yield; spinning on it would hang the worker.
     error(("envoke.transport.ngx: cannot wait for requests in the '%s' phase (nginx cannot yield there)")
@@ -376,20 +361,13 @@ function Transport:perform(timeout_ms)
     if left < 0.001 then break end
     sema:wait(left)
     reap(self)
-  until self.done_tail >= self.done_head or self.nrunning == 0
+  until jobs.any_done(self) or self.nrunning == 0
   return self.nrunning
 end
 
 --- The next finished request: id, status, body, headers | id, nil, err | nil.
 -- @local
-function Transport:finished()
-  local head = self.done_head
-  if head > self.done_tail then return nil end
-  local r = self.done[head]
-  self.done[head] = nil
-  self.done_head = head + 1
-  return r[1], r[2], r[3], r[4]
-end
+function Transport:finished() return jobs.finished(self) end
 
 --- Drops a request: a running one's light thread is killed (when this
 -- coroutine started it; otherwise it runs on and its result is discarded).
@@ -399,37 +377,25 @@ function Transport:cancel(id)
   local job = self.running[id]
   if job then
     job.cancelled = true
-    self.running[id] = nil
+    jobs.forget(self, job)
     self.owner[id] = nil
-    self.nrunning = self.nrunning - 1
     -- Killing aborts its socket operation, and nginx closes that connection.
     if job.thread and yieldable() then ngx.thread.kill(job.thread) end
     return true
   end
-  for i = self.done_head, self.done_tail do
-    local r = self.done[i]
-    if r and r[1] == id then
-      for j = i, self.done_tail - 1 do self.done[j] = self.done[j + 1] end
-      self.done[self.done_tail] = nil
-      self.done_tail = self.done_tail - 1
-      return true
-    end
-  end
-  return false
+  return jobs.drop_done(self, id)
 end
 
 --- How many submitted requests have not been collected.
 -- @local
-function Transport:pending()
-  return self.nrunning + (self.done_tail - self.done_head + 1)
-end
+function Transport:pending() return jobs.pending(self) end
 
 --- Cancels what runs and drops what waits (idempotent). Later calls raise.
 -- @local
 function Transport:close()
   if self.closed then return end
   for id in pairs(self.running) do self:cancel(id) end
-  self.done, self.done_head, self.done_tail = {}, 1, 0
+  jobs.clear_done(self)
   self.closed = true
 end
 

@@ -2,10 +2,16 @@
 -- (`envoke.sandbox`) in the same Lua state, with no socket at all. For users'
 -- unit tests: `envoke.new{ transport = "sandbox" }`.
 -- It answers exactly as the HTTP sandbox does, with the same interface as the
--- curl transport (`request`, `submit`, `perform`, `finished`, `cancel`, `pending`, `close`).
+-- curl transport (`request`, `submit`, `perform`, `finished`, `cancel`, `pending`, `close`),
+-- and raises on exactly what the network transports raise on (`envoke.transport.contract`),
+-- so a test passes only code that also runs in production.
 -- @module envoke.transport.sandbox
+local contract = require "envoke.transport.contract"
+
 local Transport = {}
 Transport.__index = Transport
+
+local NAME = "envoke.transport.sandbox"
 
 -- Each transport's server and headers, out of any table a caller can walk:
 -- they hold the credentials (weak keys: they go with their transport).
@@ -18,6 +24,10 @@ local private = setmetatable({}, { __mode = "k" })
 function Transport.new(s)
   local o = s.sandbox or {}
   local api_id, api_key = s.api_id or "sandbox", s.api_key or "sandbox"
+  local auth = require("envoke.sandbox.auth")
+  -- The options the network transports refuse (a bad base URL, CR or LF in
+  -- a credential) raise here too; the URL itself is never used.
+  contract.settings(NAME, s, "sandbox", auth.base64_encode)
   local self = setmetatable({}, Transport)
   local server = o.server or require("envoke.sandbox").new{
     api_id = api_id, api_key = api_key, catalogue = o.catalogue, clock = o.clock,
@@ -26,7 +36,7 @@ function Transport.new(s)
   if s.token then
     headers.authorization = "Bearer " .. s.token
   else
-    headers.authorization = require("envoke.sandbox.auth").basic(api_id, api_key)
+    headers.authorization = auth.basic(api_id, api_key)
   end
   private[self] = { server = server, headers = headers }
   self.encode = require("envoke.core").json_encode
@@ -41,29 +51,33 @@ function Transport:server()
   return private[self].server
 end
 
---- Same contract as `envoke.core` pool:request.
--- @local
-function Transport:request(method, path, body, headers)
-  if self.closed then error("envoke.transport.sandbox: attempt to use a closed transport", 2) end
-  if type(body) == "table" then body = self.encode(body) end
+-- The sandbox's answer to a checked request (body already text).
+local function answer(self, method, path, body, headers)
   local p = private[self]
   local h = p.headers
   if headers then
     h = {}
     for k, v in pairs(p.headers) do h[k] = v end
-    for k, v in pairs(headers) do h[k:lower()] = v end
+    for k, v in pairs(headers) do h[k:lower()] = tostring(v) end
   end
   local path_only, q = path:match("^([^?]*)%??(.*)$")
   local status, rh, rbody = p.server:handle(method, path_only, q, h, body or "")
   return status, rbody, rh
 end
 
+--- Same contract as `envoke.core` pool:request.
+-- @local
+function Transport:request(method, path, body, headers)
+  body = contract.check_request(NAME, self.closed, self.encode, method, path, body, headers)
+  return answer(self, method, path, body, headers)
+end
+
 --- Answers at once; the result waits for `finished`.
 -- @local
 function Transport:submit(method, path, body, headers)
+  body = contract.check_request(NAME, self.closed, self.encode, method, path, body, headers)
   self.next_id = self.next_id + 1
-  local r = { self.next_id, self:request(method, path, body, headers) }
-  self.done[#self.done + 1] = r
+  self.done[#self.done + 1] = { self.next_id, answer(self, method, path, body, headers) }
   return self.next_id
 end
 
