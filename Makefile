@@ -34,6 +34,8 @@ LUA_LMOD ?= $(PREFIX)/share/lua/$(LUA_ABI)
 
 CURL_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
 CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+# src/tls.c gives libcurl's OpenSSL connections a CA store parsed once per pool.
+SSL_LIBS    := $(shell pkg-config --libs openssl 2>/dev/null || echo -lssl -lcrypto)
 
 WARN   := -std=c99 -pedantic -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 DEFS   := -D_POSIX_C_SOURCE=200809L
@@ -60,7 +62,7 @@ $(BUILD)/obj/%.o: src/%.c $(HDRS) Makefile
 # The module never links liblua: the interpreter that loads it provides the API.
 $(CORE): $(OBJS)
 	@mkdir -p $(@D)
-	$(CC) -shared $(CFLAGS) $(SANFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(CURL_LIBS) -pthread
+	$(CC) -shared $(CFLAGS) $(SANFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(CURL_LIBS) $(SSL_LIBS) -pthread
 
 install: $(CORE)
 	install -d $(DESTDIR)$(LUA_CMOD)/envoke $(DESTDIR)$(LUA_LMOD)/envoke
@@ -88,7 +90,7 @@ env:
 	@./run --env $(LUA)
 
 # Debian 12 packages the build, the specs, the sandbox and the demo need.
-DEBS := gcc make pkg-config openssl libcurl4-openssl-dev \
+DEBS := gcc make pkg-config openssl libssl-dev libcurl4-openssl-dev \
         lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
         lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev \
         lua-cjson lua-busted lua-check lua-socket lua-argparse luarocks \

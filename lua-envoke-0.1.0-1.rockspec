@@ -32,9 +32,9 @@ build = {
     ["envoke.core"] = {
       sources = {
         "src/buffer.c", "src/clock.c", "src/core.c", "src/json.c", "src/pool.c", "src/random.c",
-        "src/redact.c",
+        "src/redact.c", "src/tls.c",
       },
-      libraries = { "curl", "pthread" },
+      libraries = { "curl", "ssl", "crypto", "pthread" },
       libdirs = { "$(CURL_LIBDIR)" },
     },
     -- every file under lua/, one line each (spec/install_spec.lua checks)

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <curl/curl.h>
 
@@ -21,12 +22,14 @@
 #include "core.h"
 #include "json.h"
 #include "redact.h"
+#include "tls.h"
 #include "version.h"
 
 #define POOL_MT EK_MODULE ".pool"
 #define DEFAULT_MAX_BODY (16 * 1024 * 1024)
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000
 #define DEFAULT_TIMEOUT_MS 10000
+#define DEFAULT_MAX_CONNECTING 2
 /* The final response's header block; past either limit the transfer fails. */
 #define MAX_HEADER_BYTES (64 * 1024)
 #define MAX_HEADER_LINES 1000
@@ -35,7 +38,9 @@
  * finalizer, and a finalizer may call this pool (close, cancel, finished,
  * request), so a delivering request sits on a list of its own that no other
  * call touches; close() leaves it for the delivering call (or __gc) to free. */
-typedef enum { REQ_FREE, REQ_RUNNING, REQ_DONE, REQ_DELIVERING } req_state;
+/* QUEUED: submitted to an https pool while max_connecting requests were still
+ * opening connections; it enters the multi handle when one of them is through. */
+typedef enum { REQ_FREE, REQ_QUEUED, REQ_RUNNING, REQ_DONE, REQ_DELIVERING } req_state;
 
 /* Why the pool itself stopped a transfer (its callbacks return 0, and libcurl
  * reports CURLE_WRITE_ERROR). */
@@ -48,7 +53,7 @@ typedef enum {
 } stop_reason;
 
 typedef struct ek_request {
-    struct ek_request *prev, *next; /* in the pool's running, done or free list */
+    struct ek_request *prev, *next; /* in one of the pool's lists, after its state */
     struct ek_pool *pool;
     CURL *easy;
     lua_Integer id;
@@ -58,6 +63,8 @@ typedef struct ek_request {
     stop_reason stopped;
     int header_lines; /* of the final response so far */
     int reached; /* libcurl had a connection and began to send the request */
+    double queued_at; /* monotonic ms, while QUEUED: its timeout runs from here */
+    int short_timeout; /* CURLOPT_TIMEOUT_MS was cut by the time it spent queued */
     struct curl_slist *own_headers; /* per-request header list, when extra headers were given */
     ek_buffer body;
     ek_buffer response;
@@ -73,7 +80,7 @@ typedef struct req_list {
 typedef struct ek_pool {
     int closed;
     CURLM *multi;
-    req_list running, done, spare, delivering;
+    req_list queued, running, done, spare, delivering;
     lua_Integer next_id;
     ek_buffer scratch; /* JSON encoding and URL building */
 
@@ -82,8 +89,12 @@ typedef struct ek_pool {
     char *username, *password, *bearer;
     char *ca_file, *proxy, *user_agent;
     ek_secrets secrets; /* proxy userinfo (option and environment), redacted from messages */
+    ek_ca_store *ca_store; /* loaded once for every TLS connection; NULL: libcurl loads its own */
+    CURLSH *share; /* TLS sessions, shared by the pool's easy handles so a new connection resumes one */
+    unsigned long tls_started; /* TLS connections begun, counted by on_ssl_ctx */
     char *user_agent_line; /* "User-Agent: ...": sent in the header list, cheaper than CURLOPT_USERAGENT */
     long connect_timeout_ms, timeout_ms, max_connections;
+    long max_connecting; /* requests opening a connection at once (https); 0: no cap */
     curl_off_t max_body;
     int verify, http2;
     struct curl_slist *headers_plain, *headers_json;
@@ -389,6 +400,8 @@ static void request_recycle(ek_pool *p, ek_request *r)
         list_remove(&p->done, r);
     } else if (r->state == REQ_DELIVERING) {
         list_remove(&p->delivering, r); /* already out of the multi handle */
+    } else if (r->state == REQ_QUEUED) {
+        list_remove(&p->queued, r); /* never in the multi handle */
     }
     curl_slist_free_all(r->own_headers);
     r->own_headers = NULL;
@@ -427,6 +440,26 @@ static int deliver(lua_State *L, ek_pool *p, ek_request *r)
 static int has_prefix(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Runs for each new TLS connection of the pool, before its handshake. */
+static CURLcode on_ssl_ctx(CURL *easy, void *ssl_ctx, void *userdata)
+{
+    ek_pool *p = (ek_pool *)userdata;
+
+    (void)easy;
+    p->tls_started++;
+    return p->ca_store ? ek_ca_store_apply(p->ca_store, ssl_ctx) : CURLE_OK;
+}
+
+/* A TLS backend without the callback only loses the pool's store and pacing. */
+static CURLcode set_ssl_ctx_function(ek_pool *p, CURL *e)
+{
+    CURLcode rc = curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+
+    if (rc == CURLE_OK)
+        return curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, (void *)p);
+    return p->ca_store ? rc : CURLE_OK;
 }
 
 /* Options that stay the same for every request of the pool are set once per easy handle. */
@@ -469,8 +502,16 @@ static int set_fixed_options(ek_pool *p, ek_request *r)
      * HTTP/1.1 it would hold every new transfer until the first one answers. */
     if (p->http2 && has_prefix(p->base_url, "https://"))
         SET(CURLOPT_PIPEWAIT, 1L);
-    if (p->ca_file)
+    if (p->share)
+        SET(CURLOPT_SHARE, p->share);
+    if (p->ca_store) {
+        if (rc == CURLE_OK)
+            rc = ek_ca_store_use(e);
+    } else if (p->ca_file) {
         SET(CURLOPT_CAINFO, p->ca_file);
+    }
+    if (rc == CURLE_OK && has_prefix(p->base_url, "https://"))
+        rc = set_ssl_ctx_function(p, e);
     if (p->proxy)
         SET(CURLOPT_PROXY, p->proxy);
     if (p->username) {
@@ -624,6 +665,14 @@ static int header_given(lua_State *L, int arg, const char *name)
 
 /* ---- submitting and driving -------------------------------------------- */
 
+/* Milliseconds on a monotonic clock. */
+static double now_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec * 1000.0 + (double)now.tv_nsec / 1e6;
+}
+
 static ek_pool *check_pool(lua_State *L)
 {
     ek_pool *p = (ek_pool *)luaL_checkudata(L, 1, POOL_MT);
@@ -639,6 +688,8 @@ static void fail_request(ek_pool *p, ek_request *r, CURLcode code, const char *w
     if (r->state == REQ_RUNNING) {
         curl_multi_remove_handle(p->multi, r->easy);
         list_remove(&p->running, r);
+    } else if (r->state == REQ_QUEUED) {
+        list_remove(&p->queued, r);
     }
     r->state = REQ_DONE;
     list_push(&p->done, r);
@@ -663,15 +714,100 @@ static void harvest(ek_pool *p)
     }
 }
 
+/* Requests of the running list still opening their connection (resolving,
+ * connecting, in the TLS handshake, or waiting to share one). */
+static int opening(const ek_pool *p)
+{
+    const ek_request *r;
+    int n = 0;
+    for (r = p->running.head; r != NULL; r = r->next)
+        n += !r->reached;
+    return n;
+}
+
+/* Fails the queued requests whose whole timeout went by in the queue. */
+static void expire_queued(ek_pool *p, double now)
+{
+    char why[96];
+
+    /* First in, first out: the head has the earliest deadline. */
+    while (p->queued.head != NULL && now - p->queued.head->queued_at >= (double)p->timeout_ms) {
+        snprintf(why, sizeof why, "timed out after %ld ms waiting for a connection", p->timeout_ms);
+        fail_request(p, p->queued.head, CURLE_OPERATION_TIMEDOUT, why);
+    }
+}
+
+/* Moves a queued request into the multi handle, with what is left of its timeout. */
+static int enter(ek_pool *p, ek_request *r, double now)
+{
+    long left = p->timeout_ms - (long)(now - r->queued_at);
+
+    list_remove(&p->queued, r);
+    r->state = REQ_RUNNING;
+    list_push(&p->running, r);
+    if (left < p->timeout_ms) {
+        curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, left > 0 ? left : 1L);
+        r->short_timeout = 1;
+    }
+    if (curl_multi_add_handle(p->multi, r->easy) == CURLM_OK)
+        return 1;
+    fail_request(p, r, CURLE_OUT_OF_MEMORY, "curl_multi_add_handle failed");
+    return 0;
+}
+
+/*
+ * Lets queued requests into the multi handle while fewer than max_connecting
+ * are opening a connection; returns how many it let in. A TLS handshake costs
+ * about a millisecond of CPU in whichever perform runs it, so a burst of new
+ * connections is spread over several calls instead of stalling one.
+ */
+static int admit(ek_pool *p)
+{
+    int n = 0, busy;
+    double now;
+
+    if (p->queued.head == NULL)
+        return 0;
+    now = now_ms();
+    expire_queued(p, now);
+    busy = opening(p);
+    while (p->queued.head != NULL && busy < p->max_connecting) {
+        if (enter(p, p->queued.head, now)) {
+            busy++;
+            n++;
+        }
+    }
+    return n;
+}
+
+/* How long drive() may wait: no longer than until the first queued deadline. */
+static int wait_limit(const ek_pool *p, int wait_ms)
+{
+    double left;
+
+    if (p->queued.head == NULL || wait_ms <= 0)
+        return wait_ms;
+    left = p->queued.head->queued_at + (double)p->timeout_ms - now_ms();
+    return left < 1 ? 0 : left < wait_ms ? (int)left : wait_ms;
+}
+
 /* One round of progress: waits up to wait_ms for socket activity, then drives and harvests. */
 static void drive(ek_pool *p, int wait_ms)
 {
     int running;
     CURLMcode mc = CURLM_OK;
 
+    unsigned long tls_before = p->tls_started;
+
+    admit(p);
+    wait_ms = wait_limit(p, wait_ms);
     if (wait_ms > 0)
         mc = curl_multi_poll(p->multi, NULL, 0, wait_ms, NULL);
     if (mc == CURLM_OK)
+        mc = curl_multi_perform(p->multi, &running);
+    /* Those let in may have found a free connection at once: let more in,
+     * unless this round already began its share of TLS handshakes. */
+    while (mc == CURLM_OK && p->tls_started - tls_before < (unsigned long)p->max_connecting && admit(p) > 0)
         mc = curl_multi_perform(p->multi, &running);
     if (mc != CURLM_OK) {
         /* The multi handle itself failed: fail what it carries rather than spin. */
@@ -829,6 +965,10 @@ static ek_request *start_request(ek_pool *p, int blocking)
     r->result = CURLE_OK;
     r->stopped = STOP_NONE;
     r->header_lines = r->reached = 0;
+    if (r->short_timeout) { /* a time in the queue cut it last time */
+        curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, p->timeout_ms);
+        r->short_timeout = 0;
+    }
     r->errbuf[0] = '\0';
     ek_buffer_reset(&r->response);
     ek_buffer_reset(&r->headers);
@@ -865,10 +1005,16 @@ static ek_request *submit(lua_State *L, ek_pool *p, int base, int blocking)
     rc = set_body_and_headers(L, p, r, &s);
     if (rc == CURLE_OK)
         rc = set_request_options(p, r, &s);
-    if (rc != CURLE_OK)
+    if (rc != CURLE_OK) {
         fail_request(p, r, rc, curl_easy_strerror(rc));
-    else if (curl_multi_add_handle(p->multi, r->easy) != CURLM_OK)
+    } else if (!blocking && p->max_connecting > 0) {
+        list_remove(&p->running, r); /* admit() lets it in */
+        r->state = REQ_QUEUED;
+        r->queued_at = now_ms();
+        list_push(&p->queued, r);
+    } else if (curl_multi_add_handle(p->multi, r->easy) != CURLM_OK) {
         fail_request(p, r, CURLE_OUT_OF_MEMORY, "curl_multi_add_handle failed");
+    }
     return r;
 }
 
@@ -899,7 +1045,7 @@ static int async_running(ek_pool *p)
     ek_request *r;
     for (r = p->running.head; r != NULL; r = r->next)
         n += !r->blocking;
-    return n;
+    return n + p->queued.count;
 }
 
 /* pool:perform([timeout_ms]) -> running. Returns once a transfer finishes, none
@@ -908,17 +1054,13 @@ static int l_perform(lua_State *L)
 {
     ek_pool *p = check_pool(L);
     lua_Integer timeout = luaL_optinteger(L, 2, 0);
-    struct timespec now;
     double deadline;
 
     luaL_argcheck(L, timeout >= 0 && timeout <= 86400000, 2, "timeout must be 0 to 86400000 milliseconds");
     drive(p, 0);
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    deadline = (double)now.tv_sec * 1000.0 + (double)now.tv_nsec / 1e6 + (double)timeout;
-    while (p->done.head == NULL && p->running.head != NULL) {
-        double left;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        left = deadline - ((double)now.tv_sec * 1000.0 + (double)now.tv_nsec / 1e6);
+    deadline = now_ms() + (double)timeout;
+    while (p->done.head == NULL && (p->running.head != NULL || p->queued.head != NULL)) {
+        double left = deadline - now_ms();
         if (left < 1)
             break;
         drive(p, (int)left);
@@ -977,6 +1119,8 @@ static int l_cancel(lua_State *L)
 
     if (r == NULL)
         r = find_request(&p->done, id);
+    if (r == NULL)
+        r = find_request(&p->queued, id);
     if (r == NULL) {
         lua_pushboolean(L, 0);
         return 1;
@@ -992,7 +1136,7 @@ static int l_cancel(lua_State *L)
 static int l_pending(lua_State *L)
 {
     ek_pool *p = check_pool(L);
-    lua_pushinteger(L, (lua_Integer)(p->running.count + p->done.count));
+    lua_pushinteger(L, (lua_Integer)(p->queued.count + p->running.count + p->done.count));
     return 1;
 }
 
@@ -1018,12 +1162,23 @@ static int l_close(lua_State *L)
     if (p->closed)
         return 0;
     p->closed = 1;
+    destroy_list(p, &p->queued);
     destroy_list(p, &p->running);
     destroy_list(p, &p->done);
     destroy_list(p, &p->spare);
     if (p->multi)
         curl_multi_cleanup(p->multi);
     p->multi = NULL;
+    if (p->share) {
+        ek_request *r;
+        /* A share in use cannot be freed: requests still being delivered let go of it. */
+        for (r = p->delivering.head; r != NULL; r = r->next)
+            curl_easy_setopt(r->easy, CURLOPT_SHARE, (CURLSH *)NULL);
+        curl_share_cleanup(p->share);
+        p->share = NULL;
+    }
+    ek_ca_store_free(p->ca_store); /* connections still open hold their own reference */
+    p->ca_store = NULL;
     curl_slist_free_all(p->headers_plain);
     curl_slist_free_all(p->headers_json);
     p->headers_plain = p->headers_json = NULL;
@@ -1149,6 +1304,8 @@ static void read_option(lua_State *L, ek_pool *p, const char *name)
         p->timeout_ms = timeout_option(L, name);
     else if (strcmp(name, "max_connections") == 0)
         p->max_connections = integer_option(L, name, 0, 65536);
+    else if (strcmp(name, "max_connecting") == 0)
+        p->max_connecting = integer_option(L, name, 0, 65536);
     else if (strcmp(name, "max_body") == 0)
         p->max_body = integer_option(L, name, 1, 2147483647L);
     else if (strcmp(name, "verify") == 0)
@@ -1157,6 +1314,44 @@ static void read_option(lua_State *L, ek_pool *p, const char *name)
         p->http2 = boolean_option(L, name);
     else
         luaL_error(L, EK_MODULE ": unknown option '%s'", name);
+}
+
+static int starts_with_https(const char *s)
+{
+    return s != NULL && strncasecmp(s, "https://", 8) == 0;
+}
+
+/* A TLS proxy is verified with libcurl's own CA settings (the pool's store
+ * would replace them too, ca_file and all), so its pools keep those. */
+static int tls_proxy(const ek_pool *p)
+{
+    if (p->proxy != NULL)
+        return starts_with_https(p->proxy);
+    return starts_with_https(getenv("https_proxy")) || starts_with_https(getenv("HTTPS_PROXY")) ||
+        starts_with_https(getenv("all_proxy")) || starts_with_https(getenv("ALL_PROXY"));
+}
+
+/* TLS sessions shared by the pool's easy handles (one thread: no locks). */
+static CURLSH *tls_session_share(void)
+{
+    CURLSH *share = curl_share_init();
+
+    if (share != NULL && curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
+        curl_share_cleanup(share);
+        share = NULL;
+    }
+    return share;
+}
+
+/* The CA store is parsed here, when the pool is made, never in a perform(). */
+static void load_ca_store(ek_pool *p)
+{
+    if (p->verify && has_prefix(p->base_url, "https://") && !tls_proxy(p))
+        p->ca_store = ek_ca_store_load(p->ca_file);
+    if (has_prefix(p->base_url, "https://"))
+        p->share = tls_session_share(); /* without one, each connection does a full handshake */
+    else
+        p->max_connecting = 0; /* a plain connection costs next to nothing to open */
 }
 
 /* The headers every request carries; NULL when out of memory (list is then freed). */
@@ -1193,6 +1388,7 @@ static int l_pool_new(lua_State *L)
     p->max_body = DEFAULT_MAX_BODY;
     p->verify = 1;
     p->http2 = 1;
+    p->max_connecting = DEFAULT_MAX_CONNECTING;
 
     lua_pushnil(L);
     while (lua_next(L, 1) != 0) {
@@ -1227,6 +1423,7 @@ static int l_pool_new(lua_State *L)
             return luaL_error(L, EK_MODULE ": out of memory");
         snprintf(p->user_agent_line, n, "User-Agent: %s", p->user_agent);
     }
+    load_ca_store(p);
     p->multi = curl_multi_init();
     p->headers_plain = default_headers(p, 0);
     p->headers_json = default_headers(p, 1);
