@@ -266,6 +266,25 @@ describe("HAProxy transport", function()
   end)
 end)
 
+describe("HAProxy transport with two threads sharing one Lua state (lua-load)", function()
+  local rig
+  setup(function() rig = haproxy_rig.start{ global = "  nbthread 2" } end)
+  teardown(function() if rig then rig:stop() end end)
+
+  -- A socket must not move between threads: no connection is kept then.
+  it("gives each request a connection of its own, and every call works", function()
+    for _ = 1, 4 do
+      local stats = rig:run[[
+        local t = transport{ api_id = cfg.sandbox.api_id, api_key = cfg.sandbox.api_key }
+        assert.are.equal(200, (t:request("GET", "/v1/settings")))
+        assert.are.equal(200, (t:request("GET", "/v1/settings")))
+        return t.stats
+      ]]
+      assert.are.same({ requests = 2, connections = 2, reused = 0 }, stats)
+    end
+  end)
+end)
+
 describe("HAProxy transport with HAProxy's default buffer (16 KB)", function()
   local rig
   setup(function() rig = haproxy_rig.start{ echo = true, global = "  tune.bufsize 16384" } end)
