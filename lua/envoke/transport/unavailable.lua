@@ -1,8 +1,8 @@
 --- A transport for hosts where no other transport may run: every request
 -- fails at once with `kind = "unavailable"` and the reason, and nothing is
--- sent. Inside HAProxy a libcurl call would stall HAProxy's event loop for
--- the whole request, so until a `core.tcp` transport exists, this is the
--- default there.
+-- sent. Inside an HAProxy whose Lua lacks what the `core.tcp` transport
+-- builds on (tasks, sleeps), a libcurl call would stall HAProxy's event loop
+-- for the whole request, so this is the default there.
 -- @module envoke.transport.unavailable
 local Transport = {}
 Transport.__index = Transport
