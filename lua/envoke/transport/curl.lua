@@ -3,6 +3,7 @@
 -- `finished`, `cancel`, `pending`, `close`.
 -- @module envoke.transport.curl
 local core = require "envoke.core"
+local contract = require "envoke.transport.contract"
 
 local curl = {}
 
@@ -24,8 +25,8 @@ function curl.new(s)
     base_url = s.base_url,
     username = auth_user, password = auth_user and (auth_key or "") or nil,
     bearer = s.token,
-    timeout_ms = ms(s.timeout or 10),
-    connect_timeout_ms = ms(s.connect_timeout or 5),
+    timeout_ms = ms(s.timeout or contract.TIMEOUT),
+    connect_timeout_ms = ms(s.connect_timeout or contract.CONNECT_TIMEOUT),
     ca_file = s.ca_file, proxy = s.proxy, user_agent = s.user_agent,
     verify = s.verify, max_body = s.max_body,
   }
