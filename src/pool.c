@@ -462,6 +462,28 @@ static CURLcode set_ssl_ctx_function(ek_pool *p, CURL *e)
     return p->ca_store ? rc : CURLE_OK;
 }
 
+/* Verification, the CA store, shared sessions and HTTP/2 waiting. */
+static CURLcode set_tls_options(ek_pool *p, CURL *e)
+{
+    CURLcode rc = curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, p->verify ? 1L : 0L);
+
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, p->verify ? 2L : 0L);
+    if (!has_prefix(p->base_url, "https://"))
+        return rc;
+    /* Waiting to multiplex only pays where HTTP/2 can be negotiated; on plain
+     * HTTP/1.1 it would hold every new transfer until the first one answers. */
+    if (rc == CURLE_OK && p->http2)
+        rc = curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    if (rc == CURLE_OK && p->share)
+        rc = curl_easy_setopt(e, CURLOPT_SHARE, p->share);
+    if (rc == CURLE_OK && p->ca_store)
+        rc = ek_ca_store_use(e);
+    else if (rc == CURLE_OK && p->ca_file)
+        rc = curl_easy_setopt(e, CURLOPT_CAINFO, p->ca_file);
+    return rc == CURLE_OK ? set_ssl_ctx_function(p, e) : rc;
+}
+
 /* Options that stay the same for every request of the pool are set once per easy handle. */
 static int set_fixed_options(ek_pool *p, ek_request *r)
 {
@@ -493,25 +515,11 @@ static int set_fixed_options(ek_pool *p, ek_request *r)
 #endif
     SET(CURLOPT_CONNECTTIMEOUT_MS, p->connect_timeout_ms);
     SET(CURLOPT_TIMEOUT_MS, p->timeout_ms);
-    SET(CURLOPT_SSL_VERIFYPEER, p->verify ? 1L : 0L);
-    SET(CURLOPT_SSL_VERIFYHOST, p->verify ? 2L : 0L);
     SET(CURLOPT_MAXFILESIZE_LARGE, p->max_body);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
     SET(CURLOPT_HTTP_VERSION, p->http2 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
-    /* Waiting to multiplex only pays where HTTP/2 can be negotiated; on plain
-     * HTTP/1.1 it would hold every new transfer until the first one answers. */
-    if (p->http2 && has_prefix(p->base_url, "https://"))
-        SET(CURLOPT_PIPEWAIT, 1L);
-    if (p->share)
-        SET(CURLOPT_SHARE, p->share);
-    if (p->ca_store) {
-        if (rc == CURLE_OK)
-            rc = ek_ca_store_use(e);
-    } else if (p->ca_file) {
-        SET(CURLOPT_CAINFO, p->ca_file);
-    }
-    if (rc == CURLE_OK && has_prefix(p->base_url, "https://"))
-        rc = set_ssl_ctx_function(p, e);
+    if (rc == CURLE_OK)
+        rc = set_tls_options(p, e);
     if (p->proxy)
         SET(CURLOPT_PROXY, p->proxy);
     if (p->username) {
@@ -1370,11 +1378,29 @@ static struct curl_slist *default_headers(ek_pool *p, int json)
     return list;
 }
 
+/* The default user agent, and the header line that carries it; -1 when out of memory. */
+static int make_user_agent(ek_pool *p)
+{
+    const curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
+    size_t n;
+
+    if (p->user_agent == NULL) {
+        n = strlen(ENVOKE_VERSION) + strlen(info->version) + 32;
+        if ((p->user_agent = malloc(n)) == NULL)
+            return -1;
+        snprintf(p->user_agent, n, "lua-envoke/%s libcurl/%s", ENVOKE_VERSION, info->version);
+    }
+    n = strlen(p->user_agent) + sizeof "User-Agent: ";
+    if ((p->user_agent_line = malloc(n)) == NULL)
+        return -1;
+    snprintf(p->user_agent_line, n, "User-Agent: %s", p->user_agent);
+    return 0;
+}
+
 /* core.pool{ base_url = ..., ... } -> pool. Raises naming any bad option. */
 static int l_pool_new(lua_State *L)
 {
     ek_pool *p;
-    const curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
 
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
@@ -1406,23 +1432,9 @@ static int l_pool_new(lua_State *L)
         return luaL_error(L, EK_MODULE ": option 'bearer' cannot be combined with 'username' and 'password'");
     /* libcurl quotes proxy URLs, credentials included, in its messages: the
      * option's, and those of the environment, which it reads itself. */
-    if ((p->proxy && ek_secrets_add_userinfo(&p->secrets, p->proxy) != 0) || ek_secrets_from_env(&p->secrets) != 0)
+    if ((p->proxy && ek_secrets_add_userinfo(&p->secrets, p->proxy) != 0) || ek_secrets_from_env(&p->secrets) != 0 ||
+        make_user_agent(p) != 0)
         return luaL_error(L, EK_MODULE ": out of memory");
-    if (p->user_agent == NULL) {
-        size_t n = strlen(ENVOKE_VERSION) + strlen(info->version) + 32;
-        p->user_agent = malloc(n);
-        if (p->user_agent == NULL)
-            return luaL_error(L, EK_MODULE ": out of memory");
-        snprintf(p->user_agent, n, "lua-envoke/%s libcurl/%s", ENVOKE_VERSION, info->version);
-    }
-
-    {
-        size_t n = strlen(p->user_agent) + sizeof "User-Agent: ";
-        p->user_agent_line = malloc(n);
-        if (p->user_agent_line == NULL)
-            return luaL_error(L, EK_MODULE ": out of memory");
-        snprintf(p->user_agent_line, n, "User-Agent: %s", p->user_agent);
-    }
     load_ca_store(p);
     p->multi = curl_multi_init();
     p->headers_plain = default_headers(p, 0);
