@@ -1,6 +1,7 @@
 --- The default transport: envoke.core's libcurl pool, made from client options.
 -- The pool itself is the transport object: `request`, `submit`, `perform`,
--- `finished`, `cancel`, `pending`, `close`.
+-- `finished`, `cancel` (`true, sent` or `false`: see pool:cancel in src/pool.c),
+-- `pending`, `close`.
 -- @module envoke.transport.curl
 local core = require "envoke.core"
 local contract = require "envoke.transport.contract"
