@@ -465,19 +465,55 @@ int ek_json_encode(lua_State *L, int idx, ek_buffer *out, char *err, size_t errl
     return rc;
 }
 
+/* The encoder's reused buffer. A finalizer may call json_encode at any
+ * allocation the encoder makes (or while it pushes the result): such a nested
+ * call finds the buffer busy and encodes into a buffer of its own. */
+typedef struct json_scratch {
+    ek_buffer buf;
+    int busy;
+} json_scratch;
+
+static int json_scratch_gc(lua_State *L)
+{
+    ek_buffer_free(&((json_scratch *)lua_touserdata(L, 1))->buf);
+    return 0;
+}
+
+static void new_json_scratch(lua_State *L)
+{
+    json_scratch *s = (json_scratch *)lua_newuserdata(L, sizeof *s);
+    ek_buffer_init(&s->buf);
+    s->busy = 0;
+    lua_newtable(L);
+    lua_pushcfunction(L, json_scratch_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+}
+
 /* core.json_encode(value) -> string; raises naming the path of a value it cannot encode. */
 static int l_json_encode(lua_State *L)
 {
-    ek_buffer *scratch = (ek_buffer *)lua_touserdata(L, lua_upvalueindex(1));
+    json_scratch *s = (json_scratch *)lua_touserdata(L, lua_upvalueindex(1));
+    ek_buffer *out = &s->buf;
     char err[256];
+    int rc;
 
     luaL_checkany(L, 1);
     lua_settop(L, 1);
-    ek_buffer_reset(scratch);
-    if (ek_json_encode(L, 1, scratch, err, sizeof err) != 0)
+    if (s->busy)
+        out = ek_new_scratch(L); /* a nested call: the shared buffer is in use (freed by GC) */
+    else
+        s->busy = 1;
+    ek_buffer_reset(out);
+    rc = ek_json_encode(L, 1, out, err, sizeof err);
+    if (rc == 0)
+        lua_pushlstring(L, out->data, out->len);
+    if (out == &s->buf) {
+        s->busy = 0;
+        ek_buffer_shrink(out, EK_KEEP_BUFFER);
+    }
+    if (rc != 0)
         return luaL_error(L, "envoke.core: cannot encode JSON: %s", err);
-    lua_pushlstring(L, scratch->data, scratch->len);
-    ek_buffer_shrink(scratch, EK_KEEP_BUFFER);
     return 1;
 }
 
@@ -900,7 +936,7 @@ void ek_open_json(lua_State *L)
     lua_pushcfunction(L, l_json_members);
     lua_setfield(L, -2, "json_members");
 
-    ek_new_scratch(L);
+    new_json_scratch(L);
     ek_setfuncs(L, funcs, 1);
 
     lua_pushlightuserdata(L, NULL);

@@ -448,3 +448,43 @@ describe("json_encode", function()
     end)
   end)
 end)
+
+describe("core.json_encode under finalizers", function()
+  it("gives every caller its own result when a finalizer encodes during an encode", function()
+    -- A finalizer may run at any allocation the encoder makes or while it pushes
+    -- its result; one that encodes too must not write into the same buffer.
+    local newproxy = rawget(_G, "newproxy")
+    local function garbage(fn)
+      if newproxy then
+        local u = newproxy(true)
+        getmetatable(u).__gc = fn
+        return u
+      end
+      return setmetatable({}, { __gc = fn })
+    end
+    local budget, ran = 3000, 0
+    local function arm()
+      garbage(function()
+        if budget > 0 then
+          budget, ran = budget - 1, ran + 1
+          core.json_encode({ string.rep("y", 30000) })
+          arm()
+        end
+      end)
+    end
+    local pause, stepmul = collectgarbage("setpause", 0), collectgarbage("setstepmul", 1000)
+    for _ = 1, 20 do arm() end
+    local want = core.json_encode({ string.rep("x", 1000) })
+    local bad = 0
+    for _ = 1, 300 do
+      local _ = string.rep("-", 2000 + (_ * 7919) % 20000)
+      if core.json_encode({ string.rep("x", 1000) }) ~= want then bad = bad + 1 end
+    end
+    budget = 0
+    collectgarbage("setpause", pause)
+    collectgarbage("setstepmul", stepmul)
+    collectgarbage()
+    assert.is_true(ran > 0, "no finalizer ran")
+    assert.are.equal(0, bad)
+  end)
+end)
