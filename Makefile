@@ -143,7 +143,7 @@ $(FUZZ_BUILD)/obj/%.o: src/%.c $(HDRS) Makefile
 
 $(FUZZERS): $(FUZZ_BUILD)/%: fuzz/%.c fuzz/harness.c fuzz/harness.h $(FUZZ_OBJS)
 	$(FUZZ_CC) $(WARN) $(DEFS) $(FUZZ_INC) $(FUZZ_FLAGS) -fsanitize=fuzzer -DFUZZ_DIR='"$(CURDIR)/fuzz"' \
-	  -o $@ $< fuzz/harness.c $(FUZZ_OBJS) -llua5.4 $(CURL_LIBS) -lm -pthread
+	  -o $@ $< fuzz/harness.c $(FUZZ_OBJS) -llua5.4 $(CURL_LIBS) $(SSL_LIBS) -lm -pthread
 
 fuzz-build: $(FUZZERS)
 

@@ -475,9 +475,11 @@ describe("core.json_encode under finalizers", function()
     local pause, stepmul = collectgarbage("setpause", 0), collectgarbage("setstepmul", 1000)
     for _ = 1, 20 do arm() end
     local want = core.json_encode({ string.rep("x", 1000) })
-    local bad = 0
-    for _ = 1, 300 do
-      local _ = string.rep("-", 2000 + (_ * 7919) % 20000)
+    local bad, calls = 0, 0
+    -- Until finalizers have run a while (a full suite's larger heap makes cycles longer).
+    while ran < 200 and calls < 5000 do
+      calls = calls + 1
+      local _ = string.rep("-", 2000 + (calls * 7919) % 200000)
       if core.json_encode({ string.rep("x", 1000) }) ~= want then bad = bad + 1 end
     end
     budget = 0
