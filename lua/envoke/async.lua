@@ -169,6 +169,12 @@ local function run_callback(self, handle)
   end
 end
 
+--- Runs a finished call's callback inside `pcall` (anything with `callback`,
+-- `result` and `err`): one that raises is reported, kept as `callback_error`, and
+-- stops nothing else.
+-- @local
+Engine.run_callback = run_callback
+
 local function finish(self, handle)
   handle.state = "done"
   self.pending = self.pending - 1

@@ -786,17 +786,7 @@ end
 local function group_finished(self, group)
   group.state = "done"
   group.result, group.err = bulk_outcome(group.total, group.first_err)
-  local cb = group.callback
-  if not cb then return end
-  local ok, problem = pcall(cb, group.result, group.err, group)
-  if not ok then
-    group.callback_error = problem
-    if self.client.logger then
-      self.client:log{ event = "callback_error", error = problem }
-    else
-      io.stderr:write("envoke: a callback raised: ", tostring(problem), "\n")
-    end
-  end
+  self.client:engine():run_callback(group)
 end
 
 local function bulk_async(self, method, id, who, callback, caller)

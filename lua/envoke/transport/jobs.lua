@@ -93,4 +93,14 @@ function jobs.clear_done(t)
   t.done, t.done_head, t.done_tail = {}, 1, 0
 end
 
+--- A transport's close (idempotent): cancels what runs (through its own
+-- `cancel`), drops what waits; later calls raise.
+-- @local
+function jobs.close(t)
+  if t.closed then return end
+  for id in pairs(t.running) do t:cancel(id) end
+  jobs.clear_done(t)
+  t.closed = true
+end
+
 return jobs

@@ -392,11 +392,6 @@ function Transport:pending() return jobs.pending(self) end
 
 --- Cancels what runs and drops what waits (idempotent). Later calls raise.
 -- @local
-function Transport:close()
-  if self.closed then return end
-  for id in pairs(self.running) do self:cancel(id) end
-  jobs.clear_done(self)
-  self.closed = true
-end
+function Transport:close() jobs.close(self) end
 
 return M
