@@ -595,6 +595,51 @@ static int is_token_char(unsigned char c)
         (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
+static int ascii_casecmp(const char *a, const char *b)
+{
+    for (;; a++, b++) {
+        int ca = (*a >= 'A' && *a <= 'Z') ? *a + 32 : *a;
+        int cb = (*b >= 'A' && *b <= 'Z') ? *b + 32 : *b;
+        if (ca != cb || ca == 0)
+            return ca - cb;
+    }
+}
+
+/* Headers libcurl frames the message with: a caller's value would desync it.
+ * Connection: close alone is allowed (bulk inserts send it); libcurl then
+ * closes the connection after the answer. The rule of transport/contract.lua. */
+static int framing_header(const char *name, const char *value)
+{
+    if (ascii_casecmp(name, "connection") == 0)
+        return ascii_casecmp(value, "close") != 0;
+    return ascii_casecmp(name, "content-length") == 0 || ascii_casecmp(name, "transfer-encoding") == 0;
+}
+
+/* Checks the name and value on top of the stack, in transport/contract.lua's order. */
+static void check_header(lua_State *L, int arg)
+{
+    size_t nlen, vlen, i;
+    const char *name, *value;
+
+    if (lua_type(L, -2) != LUA_TSTRING)
+        luaL_argerror(L, arg, "header names must be strings");
+    if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
+        luaL_argerror(L, arg, "header values must be strings");
+    name = lua_tolstring(L, -2, &nlen);
+    value = lua_tolstring(L, -1, &vlen); /* the value, not the key: lua_next is safe */
+    if (nlen == 0 || nlen > 256)
+        luaL_argerror(L, arg, "header name must be 1 to 256 characters");
+    for (i = 0; i < nlen; i++)
+        if (!is_token_char((unsigned char)name[i]))
+            luaL_argerror(L, arg, lua_pushfstring(L, "header name '%s' has a character not allowed in a name", name));
+    for (i = 0; i < vlen; i++)
+        if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
+            luaL_argerror(L, arg, lua_pushfstring(L, "header '%s' has CR, LF or NUL in its value", name));
+    /* Token characters and no NUL in the value: both are C strings. */
+    if (framing_header(name, value))
+        luaL_argerror(L, arg, lua_pushfstring(L, "header '%s' is set by the transport itself", name));
+}
+
 /* Checks the headers table; returns how many headers it holds. */
 static int check_headers(lua_State *L, int arg)
 {
@@ -605,22 +650,7 @@ static int check_headers(lua_State *L, int arg)
     luaL_checktype(L, arg, LUA_TTABLE);
     lua_pushnil(L);
     while (lua_next(L, arg) != 0) {
-        size_t nlen, vlen, i;
-        const char *name, *value;
-        if (lua_type(L, -2) != LUA_TSTRING)
-            return luaL_argerror(L, arg, "header names must be strings");
-        if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
-            return luaL_argerror(L, arg, "header values must be strings");
-        name = lua_tolstring(L, -2, &nlen);
-        value = lua_tolstring(L, -1, &vlen);
-        if (nlen == 0 || nlen > 256)
-            return luaL_argerror(L, arg, "header name must be 1 to 256 characters");
-        for (i = 0; i < nlen; i++)
-            if (!is_token_char((unsigned char)name[i]))
-                return luaL_argerror(L, arg, lua_pushfstring(L, "header name '%s' has a character not allowed in a name", name));
-        for (i = 0; i < vlen; i++)
-            if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
-                return luaL_argerror(L, arg, lua_pushfstring(L, "header '%s' has CR, LF or NUL in its value", name));
+        check_header(L, arg);
         lua_pop(L, 1);
         count++;
     }
@@ -642,16 +672,6 @@ static const char *default_line(const ek_pool *p, int i)
     case 1: return "Expect:"; /* no 100-continue round trip before a body */
     case 2: return p->user_agent_line;
     default: return "Content-Type: application/json";
-    }
-}
-
-static int ascii_casecmp(const char *a, const char *b)
-{
-    for (;; a++, b++) {
-        int ca = (*a >= 'A' && *a <= 'Z') ? *a + 32 : *a;
-        int cb = (*b >= 'A' && *b <= 'Z') ? *b + 32 : *b;
-        if (ca != cb || ca == 0)
-            return ca - cb;
     }
 }
 
@@ -1270,6 +1290,50 @@ static int boolean_option(lua_State *L, const char *name)
     return lua_toboolean(L, -1);
 }
 
+/* Matches Lua's ":?(%d*)$" from p to end; *digits: where the port's digits start. */
+static int port_tail(const char *p, const char *end, const char **digits)
+{
+    if (p < end && *p == ':')
+        p++;
+    *digits = p;
+    while (p < end && *p >= '0' && *p <= '9')
+        p++;
+    return p == end;
+}
+
+/* The port's digits of "host[:port]" or "[v6][:port]", as transport/contract.lua
+ * splits an authority; NULL when it does not split. */
+static const char *authority_port(const char *a, const char *end)
+{
+    const char *p = a, *digits;
+
+    if (*a == '[') {
+        for (p = a + 1; p < end && *p != ']'; p++)
+            ;
+        if (p < end && p > a + 1 && port_tail(p + 1, end, &digits))
+            return digits;
+    }
+    for (p = a; p < end && *p != ':'; p++)
+        ;
+    return p > a && port_tail(p, end, &digits) ? digits : NULL;
+}
+
+/* A bad port is refused here, when the pool is made, not by libcurl at the first request. */
+static void check_authority(lua_State *L, const char *a, const char *end)
+{
+    const char *digits = authority_port(a, end);
+    long port = 0;
+
+    if (digits == NULL)
+        luaL_error(L, EK_MODULE ": option 'base_url' has a bad host or port");
+    if (digits == end)
+        return; /* the scheme's port */
+    for (; digits < end && port <= 65535; digits++)
+        port = port * 10 + (*digits - '0');
+    if (port < 1 || port > 65535)
+        luaL_error(L, EK_MODULE ": option 'base_url' has a bad port");
+}
+
 static void check_base_url(lua_State *L, ek_pool *p)
 {
     char *u = p->base_url;
@@ -1285,6 +1349,7 @@ static void check_base_url(lua_State *L, ek_pool *p)
         luaL_error(L, EK_MODULE ": option 'base_url' must not carry credentials (use username and password)");
     if (strpbrk(u, "?# \t") != NULL)
         luaL_error(L, EK_MODULE ": option 'base_url' must not have a query, a fragment or spaces");
+    check_authority(L, host, host + authority);
     n = strlen(u);
     while (n > 0 && u[n - 1] == '/')
         u[--n] = '\0';

@@ -6,7 +6,7 @@
 -- compares the outcomes.
 --
 --   local misuse = require "transport_misuse"
---   misuse.run(t, closed_t [, skip_framing]) --> { { row, fn, raised, message }, ... }
+--   misuse.run(t, closed_t) --> { { row, fn, raised, message }, ... }
 --   misuse.accepted(t)        --> { { row, fn, raised, message, status }, ... }
 --   misuse.construct(new, settings) --> { { row, raised, message }, ... }
 --   misuse.normalize(message) --> the message without position and module prefix
@@ -48,7 +48,7 @@ M.rows = {
     "header name must be 1 to 256 characters" },
   { "header name of 257 bytes", "GET", "/v1/settings", nil, { [long_name] = "x" }, "#4",
     "header name must be 1 to 256 characters" },
-  -- Framing headers: the C pool does not refuse them yet (see the spec).
+  -- Framing headers: a caller's value would desync the request.
   { "a caller's Content-Length", "POST", "/v1/contacts", "{}", { ["Content-Length"] = "1" }, "#4",
     "header 'Content-Length' is set by the transport itself", framing = true },
   { "a caller's Transfer-Encoding", "POST", "/v1/contacts", "{}", { ["Transfer-Encoding"] = "chunked" }, "#4",
@@ -93,14 +93,12 @@ local function outcome(t, fn, row)
 end
 
 --- Every misuse row through `request` and `submit`, and a closed transport's
--- calls; `skip_framing` leaves out the framing-header rows (the C pool sends them).
-function M.run(t, closed, skip_framing)
+-- calls.
+function M.run(t, closed)
   local out = {}
   for _, list in ipairs{ M.rows, M.other_rows } do
     for _, row in ipairs(list) do
-      if not (skip_framing and row.framing) then
-        for _, fn in ipairs{ "request", "submit" } do out[#out + 1] = outcome(t, fn, row) end
-      end
+      for _, fn in ipairs{ "request", "submit" } do out[#out + 1] = outcome(t, fn, row) end
     end
   end
   for _, fn in ipairs{ "request", "submit" } do
@@ -124,6 +122,13 @@ M.bad_urls = {
   { "http://127.0.0.1/?q=1", "^option 'base_url' must not have a query, a fragment or spaces$" },
   { "http://127.0.0.1/#f", "^option 'base_url' must not have a query, a fragment or spaces$" },
   { "http://127.0.0.1/a b", "^option 'base_url' must not have a query, a fragment or spaces$" },
+  -- A bad port is refused when the transport is made, not at its first request.
+  { "http://127.0.0.1:0", "^option 'base_url' has a bad port$" },
+  { "http://127.0.0.1:65536/v1", "^option 'base_url' has a bad port$" },
+  { "https://[::1]:99999999999999999999", "^option 'base_url' has a bad port$" },
+  { "http://127.0.0.1:8o", "^option 'base_url' has a bad host or port$" },
+  { "http://:80", "^option 'base_url' has a bad host or port$" },
+  { "http://[::1", "^option 'base_url' has a bad host or port$" },
 }
 
 --- Each bad base URL through a transport's `new(settings)`.

@@ -13,25 +13,21 @@ local core = require "envoke.core"
 local function expected(out)
   for _, row in ipairs(misuse.rows) do
     if row[1] == out.row then
-      return ("bad argument %s to '%s' (%s)"):format(row[6], out.fn, row[7]), row.framing, false
+      return ("bad argument %s to '%s' (%s)"):format(row[6], out.fn, row[7]), false
     end
   end
   for _, row in ipairs(misuse.other_rows) do
-    if row[1] == out.row then return row[6], nil, true end
+    if row[1] == out.row then return row[6], true end
   end
-  return "^attempt to use a closed %a+$", nil, true
+  return "^attempt to use a closed %a+$", true
 end
 
 -- Every outcome that differs from the table: a list of readable lines.
 -- Every message starts with the caller's line (in transport_misuse.lua).
--- opts.framing: whether the framing-header rows are checked.
-local function mismatches(outcomes, opts)
+local function mismatches(outcomes)
   local bad = {}
   for _, out in ipairs(outcomes) do
-    local want, framing, is_pattern = expected(out)
-    if framing and not opts.framing then
-      want = nil
-    end
+    local want, is_pattern = expected(out)
     if want then
       local got = out.message and misuse.normalize(out.message)
       local same = got and (is_pattern and got:find(want) or got == want)
@@ -99,14 +95,11 @@ describe("the transport contract", function()
     it("raises on every misuse of request and submit as the table says, and sends nothing", function()
       local p, closed = pool(), pool()
       closed:close()
-      assert.are.same({}, mismatches(misuse.run(p, closed, true), { framing = false }))
+      assert.are.same({}, mismatches(misuse.run(p, closed)))
       assert.are.equal(0, p:pending())
       assert.are.same({}, api_paths(srv:log()))
       p:close()
     end)
-
-    pending("refuses a caller's Content-Length, Transfer-Encoding or Connection other than close: src/pool.c"
-      .. " (item 5 of issue 12) sends them as given; the Lua transports refuse them")
 
     it("accepts and sends what the table accepts", function()
       local p = pool()
@@ -131,7 +124,7 @@ describe("the transport contract", function()
     it("raises on every misuse of request and submit as the table says, and answers nothing", function()
       local t, closed = Sandbox.new(settings()), Sandbox.new(settings())
       closed:close()
-      assert.are.same({}, mismatches(misuse.run(t, closed), { framing = true }))
+      assert.are.same({}, mismatches(misuse.run(t, closed)))
       assert.are.equal(0, t:pending())
       assert.are.same({}, api_paths(log_of(t)))
     end)
@@ -178,7 +171,7 @@ describe("the transport contract", function()
         assert.are.equal(0, t:pending())
         return out
       ]])
-      assert.are.same({}, mismatches(outcomes, { framing = true }))
+      assert.are.same({}, mismatches(outcomes))
       assert.are.same({}, api_paths(rig.sandbox:log()))
     end)
 
@@ -221,7 +214,7 @@ describe("the transport contract", function()
         assert.are.equal(0, t:pending())
         return out
       ]])
-      assert.are.same({}, mismatches(outcomes, { framing = true }))
+      assert.are.same({}, mismatches(outcomes))
       assert.are.same({}, api_paths(rig.sandbox:log()))
     end)
 
