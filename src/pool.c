@@ -34,6 +34,13 @@
 #define MAX_HEADER_BYTES (64 * 1024)
 #define MAX_HEADER_LINES 1000
 
+/* Sets one option unless an earlier one failed, so a run of them is checked once. */
+#define SETOPT(rc, e, opt, val) \
+    do { \
+        if ((rc) == CURLE_OK) \
+            (rc) = curl_easy_setopt((e), (opt), (val)); \
+    } while (0)
+
 /* DELIVERING: its result is becoming Lua values. Making a Lua value may run a
  * finalizer, and a finalizer may call this pool (close, cancel, finished,
  * request), so a delivering request sits on a list of its own that no other
@@ -490,47 +497,43 @@ static int set_fixed_options(ek_pool *p, ek_request *r)
     CURL *e = r->easy;
     CURLcode rc = CURLE_OK;
 
-#define SET(opt, val) \
-    if (rc == CURLE_OK) \
-    rc = curl_easy_setopt(e, opt, val)
-    SET(CURLOPT_PRIVATE, (void *)r);
-    SET(CURLOPT_WRITEFUNCTION, on_body);
-    SET(CURLOPT_WRITEDATA, (void *)r);
-    SET(CURLOPT_HEADERFUNCTION, on_header);
-    SET(CURLOPT_HEADERDATA, (void *)r);
-    SET(CURLOPT_ERRORBUFFER, r->errbuf);
-    SET(CURLOPT_PREREQFUNCTION, on_prereq);
-    SET(CURLOPT_PREREQDATA, (void *)r);
-    SET(CURLOPT_NOSIGNAL, 1L);
+    SETOPT(rc, e, CURLOPT_PRIVATE, (void *)r);
+    SETOPT(rc, e, CURLOPT_WRITEFUNCTION, on_body);
+    SETOPT(rc, e, CURLOPT_WRITEDATA, (void *)r);
+    SETOPT(rc, e, CURLOPT_HEADERFUNCTION, on_header);
+    SETOPT(rc, e, CURLOPT_HEADERDATA, (void *)r);
+    SETOPT(rc, e, CURLOPT_ERRORBUFFER, r->errbuf);
+    SETOPT(rc, e, CURLOPT_PREREQFUNCTION, on_prereq);
+    SETOPT(rc, e, CURLOPT_PREREQDATA, (void *)r);
+    SETOPT(rc, e, CURLOPT_NOSIGNAL, 1L);
 #if LIBCURL_VERSION_NUM >= 0x075700
     /* A transfer ended while its name is still resolving (timeout, cancel,
      * close, exit) leaves the resolver thread behind instead of joining it,
      * which would block the caller until getaddrinfo returns. */
-    SET(CURLOPT_QUICK_EXIT, 1L);
+    SETOPT(rc, e, CURLOPT_QUICK_EXIT, 1L);
 #endif
 #if LIBCURL_VERSION_NUM >= 0x075500
-    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SETOPT(rc, e, CURLOPT_PROTOCOLS_STR, "http,https");
 #else
-    SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+    SETOPT(rc, e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
-    SET(CURLOPT_CONNECTTIMEOUT_MS, p->connect_timeout_ms);
-    SET(CURLOPT_TIMEOUT_MS, p->timeout_ms);
-    SET(CURLOPT_MAXFILESIZE_LARGE, p->max_body);
-    SET(CURLOPT_TCP_KEEPALIVE, 1L);
-    SET(CURLOPT_HTTP_VERSION, p->http2 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
+    SETOPT(rc, e, CURLOPT_CONNECTTIMEOUT_MS, p->connect_timeout_ms);
+    SETOPT(rc, e, CURLOPT_TIMEOUT_MS, p->timeout_ms);
+    SETOPT(rc, e, CURLOPT_MAXFILESIZE_LARGE, p->max_body);
+    SETOPT(rc, e, CURLOPT_TCP_KEEPALIVE, 1L);
+    SETOPT(rc, e, CURLOPT_HTTP_VERSION, p->http2 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
     if (rc == CURLE_OK)
         rc = set_tls_options(p, e);
     if (p->proxy)
-        SET(CURLOPT_PROXY, p->proxy);
+        SETOPT(rc, e, CURLOPT_PROXY, p->proxy);
     if (p->username) {
-        SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        SET(CURLOPT_USERNAME, p->username);
-        SET(CURLOPT_PASSWORD, p->password);
+        SETOPT(rc, e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        SETOPT(rc, e, CURLOPT_USERNAME, p->username);
+        SETOPT(rc, e, CURLOPT_PASSWORD, p->password);
     } else if (p->bearer) {
-        SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
-        SET(CURLOPT_XOAUTH2_BEARER, p->bearer);
+        SETOPT(rc, e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+        SETOPT(rc, e, CURLOPT_XOAUTH2_BEARER, p->bearer);
     }
-#undef SET
     return rc == CURLE_OK ? 0 : -1;
 }
 
@@ -560,17 +563,26 @@ static ek_request *request_acquire(ek_pool *p)
 
 /* ---- argument checks: all raise before anything is allocated or sent ------ */
 
-static const char *const methods[] = { "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", NULL };
+typedef enum { M_GET, M_POST, M_PUT, M_PATCH, M_DELETE, M_HEAD } http_method;
 
-static int check_method(lua_State *L, int arg)
+static const char *const methods[] = {
+    [M_GET] = "GET", [M_POST] = "POST", [M_PUT] = "PUT", [M_PATCH] = "PATCH",
+    [M_DELETE] = "DELETE", [M_HEAD] = "HEAD", NULL,
+};
+
+/* Not luaL_checkoption: the contract's message names the method ("invalid
+ * option" would not), and a NUL inside the string must not pass as "GET". */
+static http_method check_method(lua_State *L, int arg)
 {
     size_t len;
     const char *m = luaL_checklstring(L, arg, &len);
     int i;
+
     for (i = 0; methods[i] != NULL; i++)
         if (strlen(methods[i]) == len && memcmp(m, methods[i], len) == 0)
-            return i;
-    return luaL_argerror(L, arg, lua_pushfstring(L, "unsupported HTTP method '%s'", m));
+            return (http_method)i;
+    luaL_argerror(L, arg, lua_pushfstring(L, "unsupported HTTP method '%s'", m));
+    return M_GET; /* not reached */
 }
 
 static const char *check_path(lua_State *L, int arg, size_t *len)
@@ -848,7 +860,7 @@ static void drive(ek_pool *p, int wait_ms)
 
 /* What submit() checked, before it touches the pool's memory. */
 typedef struct submission {
-    int method; /* index in methods[] */
+    http_method method;
     const char *path, *body; /* Lua strings held on the stack; body NULL unless a string */
     size_t plen, blen;
     int body_arg, has_body, json_body;
@@ -895,7 +907,7 @@ static void check_submission(lua_State *L, int base, submission *s)
     } else if (body_type != LUA_TNIL && body_type != LUA_TNONE) {
         luaL_argerror(L, base + 2, "body must be a string, a table or nil");
     }
-    if (s->has_body && (s->method == 0 || s->method == 5))
+    if (s->has_body && (s->method == M_GET || s->method == M_HEAD))
         luaL_argerror(L, base + 2, lua_pushfstring(L, "a %s request has no body", methods[s->method]));
     s->nlines = nheaders;
     s->lines = 0;
@@ -950,8 +962,8 @@ static CURLcode set_body_and_headers(lua_State *L, ek_pool *p, ek_request *r, co
 /* URL, method, body and headers on the easy handle. */
 static CURLcode set_request_options(ek_pool *p, ek_request *r, const submission *s)
 {
-    const char *mname = methods[s->method];
-    int is_get = s->method == 0, is_head = s->method == 5;
+    CURL *e = r->easy;
+    int is_get = s->method == M_GET, is_head = s->method == M_HEAD;
     CURLcode rc = CURLE_OK;
 
     ek_buffer_reset(&p->scratch);
@@ -959,24 +971,21 @@ static CURLcode set_request_options(ek_pool *p, ek_request *r, const submission 
         ek_buffer_append(&p->scratch, s->path, s->plen) != 0 || ek_buffer_append(&p->scratch, "", 1) != 0)
         return CURLE_OUT_OF_MEMORY;
 
-#define SET(opt, val) \
-    if (rc == CURLE_OK) \
-    rc = curl_easy_setopt(r->easy, opt, val)
-    SET(CURLOPT_URL, p->scratch.data);
-    SET(CURLOPT_NOBODY, is_head ? 1L : 0L);
-    if (is_get || is_head || (!s->has_body && s->method == 4)) {
+    SETOPT(rc, e, CURLOPT_URL, p->scratch.data);
+    SETOPT(rc, e, CURLOPT_NOBODY, is_head ? 1L : 0L);
+    /* A DELETE without a body goes out like a GET, renamed below: no Content-Length: 0. */
+    if (is_get || is_head || (!s->has_body && s->method == M_DELETE)) {
         if (!is_head)
-            SET(CURLOPT_HTTPGET, 1L);
+            SETOPT(rc, e, CURLOPT_HTTPGET, 1L);
     } else {
-        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body.len);
-        SET(CURLOPT_POSTFIELDS, r->body.len ? r->body.data : "");
+        SETOPT(rc, e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body.len);
+        SETOPT(rc, e, CURLOPT_POSTFIELDS, r->body.len ? r->body.data : "");
     }
-    SET(CURLOPT_CUSTOMREQUEST, (is_get || is_head || s->method == 1) ? NULL : mname);
+    SETOPT(rc, e, CURLOPT_CUSTOMREQUEST, (is_get || is_head || s->method == M_POST) ? NULL : methods[s->method]);
     /* Compression pays on list pages, not on a 1 KB write envelope, and
      * asking for it costs libcurl work on every request. */
-    SET(CURLOPT_ACCEPT_ENCODING, is_get ? "" : NULL);
-    SET(CURLOPT_HTTPHEADER, r->own_headers ? r->own_headers : s->has_body ? p->headers_json : p->headers_plain);
-#undef SET
+    SETOPT(rc, e, CURLOPT_ACCEPT_ENCODING, is_get ? "" : NULL);
+    SETOPT(rc, e, CURLOPT_HTTPHEADER, r->own_headers ? r->own_headers : s->has_body ? p->headers_json : p->headers_plain);
     return rc;
 }
 
