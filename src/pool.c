@@ -10,6 +10,7 @@
  * buffers and become Lua values only after curl returns, so a Lua error can
  * never unwind through libcurl.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,7 +92,7 @@ typedef struct ek_pool {
     lua_Integer next_id;
     ek_buffer scratch; /* JSON encoding and URL building */
 
-    /* options, fixed for the pool's life */
+    /* options, fixed for the pool's life (pool_options reads and frees them) */
     char *base_url;
     char *username, *password, *bearer;
     char *ca_file, *proxy, *user_agent;
@@ -106,6 +107,44 @@ typedef struct ek_pool {
     int verify, http2;
     struct curl_slist *headers_plain, *headers_json;
 } ek_pool;
+
+/* How an option is checked, and the type of its field in ek_pool. */
+typedef enum { OPT_STRING, OPT_TIMEOUT, OPT_LONG, OPT_BYTES, OPT_BOOLEAN } option_kind;
+
+typedef struct pool_option {
+    const char *name;
+    option_kind kind;
+    size_t offset; /* of the field: char * (strdup'ed), long, long, curl_off_t or int, after kind */
+    long min, max; /* numbers; a string may be empty when min is 0 */
+    long initial; /* numbers: the value when the option is not given */
+} pool_option;
+
+#define OPTION(name, kind, field, min, max, initial) { name, kind, offsetof(ek_pool, field), min, max, initial }
+#define ONE_DAY_MS 86400000L
+
+/* core.pool's options: reading them, their defaults and freeing them all go by this table. */
+static const pool_option pool_options[] = {
+    OPTION("base_url", OPT_STRING, base_url, 1, 0, 0),
+    OPTION("username", OPT_STRING, username, 1, 0, 0),
+    OPTION("password", OPT_STRING, password, 0, 0, 0),
+    OPTION("bearer", OPT_STRING, bearer, 1, 0, 0),
+    OPTION("ca_file", OPT_STRING, ca_file, 1, 0, 0),
+    OPTION("proxy", OPT_STRING, proxy, 0, 0, 0),
+    OPTION("user_agent", OPT_STRING, user_agent, 1, 0, 0),
+    OPTION("connect_timeout_ms", OPT_TIMEOUT, connect_timeout_ms, 1, ONE_DAY_MS, DEFAULT_CONNECT_TIMEOUT_MS),
+    OPTION("timeout_ms", OPT_TIMEOUT, timeout_ms, 1, ONE_DAY_MS, DEFAULT_TIMEOUT_MS),
+    OPTION("max_connections", OPT_LONG, max_connections, 0, 65536, 0),
+    OPTION("max_connecting", OPT_LONG, max_connecting, 0, 65536, DEFAULT_MAX_CONNECTING),
+    OPTION("max_body", OPT_BYTES, max_body, 1, 2147483647L, DEFAULT_MAX_BODY),
+    OPTION("verify", OPT_BOOLEAN, verify, 0, 1, 1),
+    OPTION("http2", OPT_BOOLEAN, http2, 0, 1, 1),
+    { NULL, OPT_STRING, 0, 0, 0, 0 },
+};
+
+static void *option_field(ek_pool *p, const pool_option *o)
+{
+    return (char *)p + o->offset;
+}
 
 /* ---- lists ---------------------------------------------------------------- */
 
@@ -1190,6 +1229,19 @@ static void destroy_list(ek_pool *p, req_list *l)
     }
 }
 
+static void free_string_options(ek_pool *p)
+{
+    const pool_option *o;
+
+    for (o = pool_options; o->name != NULL; o++) {
+        if (o->kind == OPT_STRING) {
+            char **slot = (char **)option_field(p, o);
+            free(*slot);
+            *slot = NULL;
+        }
+    }
+}
+
 /* close() and __close: one idempotent function, as in liolib.c. A request
  * being delivered is left to the call delivering it (see deliver()). */
 static int l_close(lua_State *L)
@@ -1219,17 +1271,10 @@ static int l_close(lua_State *L)
     curl_slist_free_all(p->headers_plain);
     curl_slist_free_all(p->headers_json);
     p->headers_plain = p->headers_json = NULL;
-    free(p->base_url);
-    free(p->username);
-    free(p->password);
-    free(p->bearer);
-    free(p->ca_file);
-    free(p->proxy);
-    free(p->user_agent);
+    free_string_options(p);
     ek_secrets_free(&p->secrets);
     free(p->user_agent_line);
-    p->base_url = p->username = p->password = p->bearer = NULL;
-    p->ca_file = p->proxy = p->user_agent = p->user_agent_line = NULL;
+    p->user_agent_line = NULL;
     ek_buffer_free(&p->scratch);
     return 0;
 }
@@ -1285,11 +1330,11 @@ static long integer_option(lua_State *L, const char *name, long min, long max)
 }
 
 /* libcurl reads a timeout of 0 as "none at all": a call could then never end. */
-static long timeout_option(lua_State *L, const char *name)
+static long timeout_option(lua_State *L, const pool_option *o)
 {
     if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) == 0)
-        luaL_error(L, EK_MODULE ": option '%s' must be at least 1 (libcurl reads 0 as no timeout at all)", name);
-    return integer_option(L, name, 1, 86400000);
+        luaL_error(L, EK_MODULE ": option '%s' must be at least 1 (libcurl reads 0 as no timeout at all)", o->name);
+    return integer_option(L, o->name, o->min, o->max);
 }
 
 static int boolean_option(lua_State *L, const char *name)
@@ -1364,38 +1409,43 @@ static void check_base_url(lua_State *L, ek_pool *p)
         u[--n] = '\0';
 }
 
+static void set_number(ek_pool *p, const pool_option *o, long v)
+{
+    if (o->kind == OPT_BYTES)
+        *(curl_off_t *)option_field(p, o) = (curl_off_t)v;
+    else if (o->kind == OPT_BOOLEAN)
+        *(int *)option_field(p, o) = (int)v;
+    else
+        *(long *)option_field(p, o) = v;
+}
+
+/* Every number option at its default; strings start NULL (the pool is zeroed). */
+static void set_defaults(ek_pool *p)
+{
+    const pool_option *o;
+
+    for (o = pool_options; o->name != NULL; o++)
+        if (o->kind != OPT_STRING)
+            set_number(p, o, o->initial);
+}
+
+/* Reads the option whose value is on top of the stack. */
 static void read_option(lua_State *L, ek_pool *p, const char *name)
 {
-    if (strcmp(name, "base_url") == 0)
-        store_string(L, name, &p->base_url, 0);
-    else if (strcmp(name, "username") == 0)
-        store_string(L, name, &p->username, 0);
-    else if (strcmp(name, "password") == 0)
-        store_string(L, name, &p->password, 1);
-    else if (strcmp(name, "bearer") == 0)
-        store_string(L, name, &p->bearer, 0);
-    else if (strcmp(name, "ca_file") == 0)
-        store_string(L, name, &p->ca_file, 0);
-    else if (strcmp(name, "proxy") == 0)
-        store_string(L, name, &p->proxy, 1);
-    else if (strcmp(name, "user_agent") == 0)
-        store_string(L, name, &p->user_agent, 0);
-    else if (strcmp(name, "connect_timeout_ms") == 0)
-        p->connect_timeout_ms = timeout_option(L, name);
-    else if (strcmp(name, "timeout_ms") == 0)
-        p->timeout_ms = timeout_option(L, name);
-    else if (strcmp(name, "max_connections") == 0)
-        p->max_connections = integer_option(L, name, 0, 65536);
-    else if (strcmp(name, "max_connecting") == 0)
-        p->max_connecting = integer_option(L, name, 0, 65536);
-    else if (strcmp(name, "max_body") == 0)
-        p->max_body = integer_option(L, name, 1, 2147483647L);
-    else if (strcmp(name, "verify") == 0)
-        p->verify = boolean_option(L, name);
-    else if (strcmp(name, "http2") == 0)
-        p->http2 = boolean_option(L, name);
-    else
+    const pool_option *o;
+
+    for (o = pool_options; o->name != NULL && strcmp(o->name, name) != 0; o++)
+        ;
+    if (o->name == NULL)
         luaL_error(L, EK_MODULE ": unknown option '%s'", name);
+    else if (o->kind == OPT_STRING)
+        store_string(L, o->name, (char **)option_field(p, o), o->min == 0);
+    else if (o->kind == OPT_TIMEOUT)
+        set_number(p, o, timeout_option(L, o));
+    else if (o->kind == OPT_BOOLEAN)
+        set_number(p, o, boolean_option(L, o->name));
+    else
+        set_number(p, o, integer_option(L, o->name, o->min, o->max));
 }
 
 static int starts_with_https(const char *s)
@@ -1483,13 +1533,7 @@ static int l_pool_new(lua_State *L)
     memset(p, 0, sizeof *p);
     luaL_getmetatable(L, POOL_MT);
     lua_setmetatable(L, -2);
-    p->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
-    p->timeout_ms = DEFAULT_TIMEOUT_MS;
-    p->max_body = DEFAULT_MAX_BODY;
-    p->verify = 1;
-    p->http2 = 1;
-    p->max_connecting = DEFAULT_MAX_CONNECTING;
-
+    set_defaults(p);
     lua_pushnil(L);
     while (lua_next(L, 1) != 0) {
         if (lua_type(L, -2) != LUA_TSTRING)
