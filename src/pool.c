@@ -875,7 +875,6 @@ static void drive(ek_pool *p, int wait_ms)
 {
     int running;
     CURLMcode mc = CURLM_OK;
-
     unsigned long tls_before = p->tls_started;
 
     admit(p);

@@ -50,11 +50,11 @@ M.rows = {
     "header name must be 1 to 256 characters" },
   -- Framing headers: a caller's value would desync the request.
   { "a caller's Content-Length", "POST", "/v1/contacts", "{}", { ["Content-Length"] = "1" }, "#4",
-    "header 'Content-Length' is set by the transport itself", framing = true },
+    "header 'Content-Length' is set by the transport itself" },
   { "a caller's Transfer-Encoding", "POST", "/v1/contacts", "{}", { ["Transfer-Encoding"] = "chunked" }, "#4",
-    "header 'Transfer-Encoding' is set by the transport itself", framing = true },
+    "header 'Transfer-Encoding' is set by the transport itself" },
   { "a caller's Connection other than close", "GET", "/v1/settings", nil, { Connection = "Upgrade" }, "#4",
-    "header 'Connection' is set by the transport itself", framing = true },
+    "header 'Connection' is set by the transport itself" },
 }
 
 -- Rows whose reason is not about one argument: the module names itself.
