@@ -199,4 +199,41 @@ end
 
 harness.shell = shell
 
+local CALLS, QUIT_CALLS = 300, 20
+
+--- The one suite every game host runs: 300 writes against the sandbox over
+-- HTTP (closing with a drain) and over HTTPS (closing with none), checked by
+-- `check_run`. `o`: `b` (the spec's busted functions), `title`, `tag`,
+-- `version` (the .so it loads), `command(dir)` (the host's command line, made
+-- in setup), `env(dir)` (extra environment), `http` and `https` (test names).
+function harness.host_suite(o)
+  local b = o.b
+  b.describe(o.title, function()
+    local srv, dir, cmd
+    b.setup(function()
+      assert(harness.built(o.version), "no build/" .. o.version .. "/envoke/core.so: make LUA=" .. o.version)
+      dir = harness.tmpdir("envoke-" .. o.tag)
+      cmd = o.command(dir)
+      srv = require("sandbox_server").start{ tls = true }
+    end)
+    b.teardown(function()
+      if srv then srv:stop() end
+      harness.cleanup(dir)
+    end)
+    b.before_each(function() srv:reset() end)
+
+    local function run(tls, name, drain_ms)
+      local out = dir .. "/" .. name
+      local env = harness.env(srv, tls, out, name, o.env and o.env(dir) or {})
+      env.HOST_CALLS, env.HOST_QUIT_CALLS, env.HOST_DRAIN_MS = CALLS, QUIT_CALLS, drain_ms
+      local code, log = harness.run_host(cmd, env, out .. ".log")
+      require("luassert").are.equal(0, code, log)
+      return harness.check_run(srv, out, log, { calls = CALLS, quit_calls = QUIT_CALLS, drained = drain_ms > 0 })
+    end
+
+    b.it(o.http, function() run(false, o.tag .. "-http", 5000) end)
+    b.it(o.https, function() run(true, o.tag .. "-https", 0) end)
+  end)
+end
+
 return harness

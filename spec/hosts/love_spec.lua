@@ -7,9 +7,6 @@
 -- build/luajit's envoke.core, which spec/check builds for that run; the other
 -- interpreters' runs show it pending.
 local harness = dofile("spec/hosts/harness.lua")
-local sandbox_server = require "sandbox_server"
-
-local CALLS, QUIT_CALLS = 300, 20
 
 if harness.version() ~= "luajit" or not harness.installed("love") then
   describe("LÖVE host", function()
@@ -18,36 +15,11 @@ if harness.version() ~= "luajit" or not harness.installed("love") then
   return
 end
 
-describe("LÖVE host (headless, LuaJIT)", function()
-  local srv, dir
-
-  setup(function()
-    assert(harness.built("luajit"), "no build/luajit/envoke/core.so: make LUA=luajit")
-    dir = harness.tmpdir("envoke-love")
-    srv = sandbox_server.start{ tls = true }
-  end)
-
-  teardown(function()
-    if srv then srv:stop() end
-    harness.cleanup(dir)
-  end)
-
-  before_each(function() srv:reset() end)
-
-  local function run(tls, name, drain_ms)
-    local out = dir .. "/" .. name
-    local env = harness.env(srv, tls, out, name, harness.private_home(dir))
-    env.HOST_CALLS, env.HOST_QUIT_CALLS, env.HOST_DRAIN_MS = CALLS, QUIT_CALLS, drain_ms
-    local code, log = harness.run_host(harness.command("love"), env, out .. ".log")
-    assert.are.equal(0, code, log)
-    return harness.check_run(srv, out, log, { calls = CALLS, quit_calls = QUIT_CALLS, drained = drain_ms > 0 })
-  end
-
-  it("saves every contact over HTTP; love.quit drains the quitting frame's calls", function()
-    run(false, "love-http", 5000)
-  end)
-
-  it("saves every contact over HTTPS; love.quit with no drain time ends the rest as cancelled", function()
-    run(true, "love-https", 0)
-  end)
-end)
+harness.host_suite{
+  b = { describe = describe, it = it, setup = setup, teardown = teardown, before_each = before_each },
+  title = "LÖVE host (headless, LuaJIT)", tag = "love", version = "luajit",
+  command = function() return harness.command("love") end,
+  env = function(dir) return harness.private_home(dir) end,
+  http = "saves every contact over HTTP; love.quit drains the quitting frame's calls",
+  https = "saves every contact over HTTPS; love.quit with no drain time ends the rest as cancelled",
+}
