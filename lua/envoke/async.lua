@@ -112,7 +112,7 @@ end
 function Engine:send(handle)
   local plan = handle.plan
   begin(self, handle)
-  local id = self.transport:submit(plan.method, plan.path, plan.body, plan.headers)
+  local id = self.transport:submit(plan.method, plan.path, plan.body, plan.headers, plan.envelope == true)
   handle.id, handle.state = id, "inflight"
   self.inflight[id] = handle
 end
@@ -137,8 +137,12 @@ end
 -- @local
 function Engine:submit(plan, callback)
   self.client:check_open()
-  local handle = setmetatable({ plan = plan, callback = callback, engine = self, attempts = 0 }, Handle)
-  self:schedule(handle) -- first, so a request the transport refuses strands nothing
+  -- Every field a handle gets later is named here (nil for now): the table is
+  -- made at its final size instead of growing twice on each call.
+  local handle = setmetatable({ plan = plan, callback = callback, engine = self, attempts = 0, id = nil,
+                                state = nil, started = nil, result = nil, err = nil, bulk_job = nil }, Handle)
+  -- Scheduled first, so a request the transport refuses strands nothing.
+  if self.client.bucket then self:schedule(handle) else self:send(handle) end
   self.pending = self.pending + 1
   return handle
 end
@@ -226,9 +230,11 @@ local function settle(engine, handle, status, data, err)
 end
 
 -- A non-blocking call's answer: done (its callback runs), or scheduled again.
-function Engine:complete(handle, status, raw, headers)
+-- `checked`: the transport has already found a good write envelope and `raw` is its result_data.
+function Engine:complete(handle, status, raw, headers, checked)
   local plan = handle.plan
-  local data, err = self.client:outcome(status, raw, headers, plan.envelope, plan.expect)
+  local data, err = raw, nil
+  if not checked then data, err = self.client:outcome(status, raw, headers, plan.envelope, plan.expect) end
   local wait = settle(self, handle, status, data, err)
   if wait then return self:schedule(handle, core.now() + wait * 1000) end
   finish(self, handle)
@@ -252,8 +258,12 @@ function Engine:run(plan)
       if wait > 0 then client.sleep(wait) end
     end
     if handle then begin(self, handle) end
-    local status, raw, headers = transport:request(plan.method, plan.path, plan.body, plan.headers)
-    local data, err = client:outcome(status, raw, headers, plan.envelope, plan.expect)
+    -- A transport that can check a write's envelope itself (the C pool) answers
+    -- `checked` and the result_data alone: no body string, no headers table.
+    local status, raw, headers, checked = transport:request(plan.method, plan.path, plan.body, plan.headers,
+                                                            plan.envelope == true)
+    local data, err = raw, nil
+    if not checked then data, err = client:outcome(status, raw, headers, plan.envelope, plan.expect) end
     if err == nil and not logger then -- the usual end: nothing to count, log or retry
       local done = plan.finish
       if done then return done(plan, data) end
@@ -326,13 +336,13 @@ function Engine:poll(timeout_ms)
     (self.client.sleep)(wait) -- only waiting requests: sleep until the first is due
   end
   while not client.closed do
-    local id, status, raw, headers = transport:finished()
+    local id, status, raw, headers, checked = transport:finished()
     if not id then break end
     local handle = self.inflight[id]
     if handle then
       self.inflight[id] = nil
       local before = self.pending
-      self:complete(handle, status, raw, headers)
+      self:complete(handle, status, raw, headers, checked)
       if self.pending < before then finished = finished + 1 end
     end
   end

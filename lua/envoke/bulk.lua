@@ -163,8 +163,8 @@ function bulk.loop(client, op, items, opts, concurrency, jnl, key_name)
   end
 
   local function succeed(job, result, reconciled)
-    finish(job, setmetatable({ ok = true, contact = result, applied = true, reconciled = reconciled or nil },
-                             SUCCESS))
+    finish(job, setmetatable({ ok = true, contact = result, applied = true, reconciled = reconciled or nil,
+                               attempts = nil }, SUCCESS))
   end
 
   local function fail(job, err, applied)
@@ -194,11 +194,8 @@ function bulk.loop(client, op, items, opts, concurrency, jnl, key_name)
   end
 
   local function prepare(job)
-    local item = job.item
-    local built, contact = pcall(function()
-      if getmetatable(item) == Contact.metatable then return item end
-      return client:contact(item)
-    end)
+    local item, built, contact = job.item, true, job.item
+    if getmetatable(item) ~= Contact.metatable then built, contact = pcall(client.contact, client, item) end
     if not built then return refused(job, contact) end
     job.contact = contact
     local planned, plan, result, err = pcall(Contact.plan, contact, op, op_opts)
@@ -210,7 +207,8 @@ function bulk.loop(client, op, items, opts, concurrency, jnl, key_name)
     -- The engine retries only what never left; every other failure comes back here.
     plan.idempotent = false
     if is_insert then plan.headers = CLOSE end
-    job.plan, job.began = plan, core.now()
+    job.plan = plan
+    if policy then job.began = core.now() end -- for max_elapsed, when retries are on
     if is_insert and jnl then
       if jnl:maybe_sent(job.pos) then
         job.resumed = true
@@ -332,7 +330,9 @@ function bulk.loop(client, op, items, opts, concurrency, jnl, key_name)
         if on_progress then on_progress(done, total) end
       else
         active = active + 1
-        prepare({ pos = pos, item = item, attempts = 0, key = item_key(item) })
+        -- The fields set later are named (nil) so that the job is made at its final size.
+        prepare({ pos = pos, item = item, attempts = 0, key = jnl and item_key(item), contact = nil, plan = nil,
+                  phase = nil, began = nil, result = nil })
       end
     end
   end
