@@ -3,6 +3,14 @@
 -- user agent. The C pool (`envoke.core`) keeps the same rules in C;
 -- spec/transport/contract_spec.lua runs one misuse table against all of them.
 --
+-- Results: `request` answers `status, body, headers` (any HTTP status) or
+-- `nil, err`; `finished` the same after the request's id. A transport may take
+-- a fifth argument, `envelope` (the request is a write whose answer is an
+-- Envoke envelope), and answer a 2xx holding a good envelope (`success` true,
+-- `result_data` an object) with `status, result_data_text, nil, true`: the
+-- client then skips its own check. The C pool does; the Lua transports ignore
+-- the argument and the client checks their answers itself.
+--
 -- A bad argument raises as the C pool's `luaL_argerror` does ("bad argument
 -- #2 to 'request' (unsupported HTTP method 'BREW')", the number counting as
 -- Lua counts it for that call), at the line that called the transport.
