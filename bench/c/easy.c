@@ -26,7 +26,7 @@ static long run(CURL *easy, bench_buffer *body, long n)
 int main(int argc, char **argv)
 {
     char url[2048];
-    long count, failures;
+    long count, warmup, failures;
     bench_buffer body = { NULL, 0, 0 };
     struct curl_slist *headers = NULL;
     CURL *easy;
@@ -43,13 +43,14 @@ int main(int argc, char **argv)
     }
     bench_setup_patch(easy, url, headers, (void *)&body);
 
-    if (run(easy, &body, bench_warmup_count(count)) > 0) {
+    warmup = bench_warmup_count(count);
+    if (run(easy, &body, warmup) > 0) {
         fprintf(stderr, "warm-up requests failed\n");
         return 1;
     }
     m = bench_start();
     failures = run(easy, &body, count);
-    failures = bench_report(m, count, failures);
+    failures = bench_report(m, warmup, count, failures);
 
     curl_easy_cleanup(easy);
     curl_slist_free_all(headers);

@@ -1,8 +1,9 @@
 /*
  * measure.h: what every C case shares: arguments, the clock, CPU time, peak
  * RSS and the one result line bench/run reads:
- *   requests=N seconds=S cpu_us=U rss_kb=K
- * cpu_us is the process's user+sys CPU over the timed part only, per request.
+ *   requests=N seconds=S cpu_us=U rss_kb=K warmup=W
+ * cpu_us is the process's user+sys CPU over the timed part only, per request;
+ * warmup is how many untimed requests came first (BENCH_WARMUP fixes it).
  */
 #ifndef BENCH_MEASURE_H
 #define BENCH_MEASURE_H
@@ -41,8 +42,28 @@ static bench_mark bench_start(void)
     return m;
 }
 
-/* Prints the result line for `requests` done since `m`; failures make it fail. */
-static int bench_report(bench_mark m, long requests, long failures)
+/* Untimed requests first: the connection, caches and allocator settle.
+ * BENCH_WARMUP fixes their number: bench/run's callgrind pass counts them. */
+static long bench_warmup_count(long count)
+{
+    const char *fixed = getenv("BENCH_WARMUP");
+    long n = count / 10;
+
+    if (fixed != NULL && *fixed != '\0') {
+        char *end;
+        n = strtol(fixed, &end, 10);
+        if (*end != '\0' || n < 0) {
+            fprintf(stderr, "BENCH_WARMUP must be a count >= 0\n");
+            exit(2);
+        }
+        return n;
+    }
+    return n < 10 ? 10 : n > 2000 ? 2000 : n;
+}
+
+/* Prints the result line for `requests` done since `m` after `warmup` untimed
+ * ones; failures make it fail. */
+static int bench_report(bench_mark m, long warmup, long requests, long failures)
 {
     bench_mark end = bench_start();
     struct rusage ru;
@@ -53,16 +74,9 @@ static int bench_report(bench_mark m, long requests, long failures)
         fprintf(stderr, "%ld of %ld requests failed\n", failures, requests);
         return 1;
     }
-    printf("requests=%ld seconds=%.6f cpu_us=%.3f rss_kb=%ld\n", requests, seconds,
-           (end.cpu - m.cpu) * 1e6 / (double)requests, ru.ru_maxrss);
+    printf("requests=%ld seconds=%.6f cpu_us=%.3f rss_kb=%ld warmup=%ld\n", requests, seconds,
+           (end.cpu - m.cpu) * 1e6 / (double)requests, ru.ru_maxrss, warmup);
     return 0;
-}
-
-/* Untimed requests first: the connection, caches and allocator settle. */
-static long bench_warmup_count(long count)
-{
-    long n = count / 10;
-    return n < 10 ? 10 : n > 2000 ? 2000 : n;
 }
 
 /* Parses "URL COUNT [N]" into the request URL, the count and an optional number. */

@@ -56,7 +56,7 @@ static long run(CURLM *multi, transfer *t, long width, long n)
 int main(int argc, char **argv)
 {
     char url[2048];
-    long count, width, failures, i;
+    long count, width, warmup, failures, i;
     struct curl_slist *headers = NULL;
     transfer *t;
     CURLM *multi;
@@ -82,13 +82,14 @@ int main(int argc, char **argv)
         curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)&t[i]);
     }
 
-    if (run(multi, t, width, bench_warmup_count(count)) > 0) {
+    warmup = bench_warmup_count(count);
+    if (run(multi, t, width, warmup) > 0) {
         fprintf(stderr, "warm-up requests failed\n");
         return 1;
     }
     m = bench_start();
     failures = run(multi, t, width, count);
-    failures = bench_report(m, count, failures);
+    failures = bench_report(m, warmup, count, failures);
 
     for (i = 0; i < width; i++) {
         curl_easy_cleanup(t[i].easy);

@@ -1,8 +1,9 @@
 --- What every Lua case shares: its arguments, the clocks, RSS and the one
 -- result line bench/run reads:
---    requests=N seconds=S cpu_us=U rss_kb=K
+--    requests=N seconds=S cpu_us=U rss_kb=K warmup=W
 -- cpu_us is the process's user+sys CPU (os.clock) over the timed part only,
--- per request; rss_kb is the peak (VmHWM). Runs on Lua 5.1-5.4 and LuaJIT.
+-- per request; rss_kb is the peak (VmHWM); warmup is how many untimed requests
+-- came first (BENCH_WARMUP fixes it). Runs on Lua 5.1-5.4 and LuaJIT.
 local measure = {}
 
 -- Wall clock with microseconds: luasocket's C core is packaged for every Lua
@@ -28,7 +29,17 @@ function measure.status_kb(field)
 end
 
 -- Untimed requests first: the connection, caches, the JIT and the allocator settle.
+-- BENCH_WARMUP fixes their number: bench/run's callgrind pass counts them.
 local function warmup_count(count)
+  local fixed = os.getenv("BENCH_WARMUP")
+  if fixed and fixed ~= "" then
+    local n = fixed:match("^%d+$") and tonumber(fixed)
+    if not n then
+      io.stderr:write("BENCH_WARMUP must be a count >= 0\n")
+      os.exit(2)
+    end
+    return n
+  end
   local n = math.floor(count / 10)
   if n < 10 then return 10 end
   if n > 2000 then return 2000 end
@@ -51,8 +62,8 @@ function measure.run(count, batch)
     io.stderr:write(("%d of %d requests failed\n"):format(count - ok, count))
     os.exit(1)
   end
-  io.stdout:write(("requests=%d seconds=%.6f cpu_us=%.3f rss_kb=%d\n"):format(
-    count, seconds, cpu * 1e6 / count, measure.status_kb("VmHWM")))
+  io.stdout:write(("requests=%d seconds=%.6f cpu_us=%.3f rss_kb=%d warmup=%d\n"):format(
+    count, seconds, cpu * 1e6 / count, measure.status_kb("VmHWM"), warm))
 end
 
 --- As run, for a case that makes one request per call of `request()` (true when it succeeded).
