@@ -134,13 +134,16 @@ end
 
 --- Starts a call for a plan (see `envoke.client`); the callback gets `(result, err, handle)`.
 -- `plan.headers` (optional) adds request headers (bulk inserts send `Connection: close`).
+-- With `into` (a list) instead of a callback, the finished handle is appended
+-- to it: the bulk loop's way, without a call per item.
 -- @local
-function Engine:submit(plan, callback)
+function Engine:submit(plan, callback, into)
   self.client:check_open()
   -- Every field a handle gets later is named here (nil for now): the table is
   -- made at its final size instead of growing twice on each call.
   local handle = setmetatable({ plan = plan, callback = callback, engine = self, attempts = 0, id = nil,
-                                state = nil, started = nil, result = nil, err = nil, bulk_job = nil }, Handle)
+                                state = nil, started = nil, result = nil, err = nil, into = into,
+                                bulk_job = nil }, Handle)
   -- Scheduled first, so a request the transport refuses strands nothing.
   if self.client.bucket then self:schedule(handle) else self:send(handle) end
   self.pending = self.pending + 1
@@ -179,10 +182,17 @@ end
 -- @local
 Engine.run_callback = run_callback
 
+-- A finished call goes to its owner: appended to its `into` list, or its callback run.
+local function hand_over(self, handle)
+  local into = handle.into
+  if into then into[#into + 1] = handle return end
+  run_callback(self, handle)
+end
+
 local function finish(self, handle)
   handle.state = "done"
   self.pending = self.pending - 1
-  run_callback(self, handle)
+  hand_over(self, handle)
 end
 
 -- A plan's finish step turns a decoded answer into the call's result; one
@@ -382,7 +392,7 @@ function Engine:shutdown()
     end
   end
   self.inflight = {}
-  for _, handle in ipairs(ended) do run_callback(self, handle) end
+  for _, handle in ipairs(ended) do hand_over(self, handle) end
 end
 
 --- Rounds a figure for the logger to a tenth of a millisecond.

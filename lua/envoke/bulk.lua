@@ -152,7 +152,7 @@ function bulk.loop(client, op, items, opts, concurrency, jnl, key_name)
   local pos, active, done, exhausted = 0, 0, 0, false
   local to_send = {}   -- jobs to submit at the next turn of the loop
   local waiting = {}   -- jobs waiting for their retry's time (job.due, in ms)
-  local arrived = {}   -- handles finished during the last poll
+  local arrived = {}   -- handles finished during the last poll (the engine appends them: one list for the run)
   local finished = {}  -- jobs with a final outcome, for the caller's hooks
   local mismatch       -- set when the input is not the one the journal was written for
 
@@ -220,13 +220,9 @@ function bulk.loop(client, op, items, opts, concurrency, jnl, key_name)
     to_send[#to_send + 1] = job
   end
 
-  local function on_done(_, _, handle)
-    arrived[#arrived + 1] = handle
-  end
-
   local function send(job)
     local plan = job.phase == "lookup" and lookup_plan(job) or job.plan
-    local sent, handle = pcall(engine.submit, engine, plan, on_done)
+    local sent, handle = pcall(engine.submit, engine, plan, nil, arrived)
     if not sent then
       if job.phase == "lookup" then return fail(job, errors.new("cancelled", { message = errors.reason(handle) }),
                                                  "unknown") end
@@ -411,9 +407,13 @@ function bulk.loop(client, op, items, opts, concurrency, jnl, key_name)
         client.sleep(wait)
       end
     end
-    local batch = arrived
-    arrived = {}
-    for _, handle in ipairs(batch) do arrive(handle) end
+    -- arrive() may finish more (a close from a hook): they are taken in the same pass.
+    local n = 0
+    while arrived[n + 1] ~= nil do
+      n = n + 1
+      arrive(arrived[n])
+    end
+    for i = 1, n do arrived[i] = nil end
     -- The caller's hooks run here, outside the engine, so their errors reach the caller.
     local ended = finished
     finished = {}
