@@ -84,6 +84,17 @@ end
 -- Only what an earlier run or a retry can change is retried by a rerun.
 local FOR_GOOD = { validation = true, duplicate = true, not_found = true, protocol = true, too_large = true }
 
+-- Calls fn on every item of the list, those appended meanwhile included, then
+-- empties it: the loop keeps one list of each kind for the whole run.
+local function each_once(list, fn)
+  local n = 0
+  while list[n + 1] ~= nil do
+    n = n + 1
+    fn(list[n])
+  end
+  for i = 1, n do list[i] = nil end
+end
+
 --- Runs one operation over every item.
 -- @tparam envoke.client client
 -- @tparam string op `save`, `insert` or `upsert`
@@ -379,11 +390,7 @@ function bulk.loop(client, op, items, opts, concurrency, jnl, key_name)
       local _, err = jnl:flush()
       journal_err = err
     end
-    if #to_send > 0 then
-      local batch = to_send
-      to_send = {}
-      for _, job in ipairs(batch) do send(job) end
-    end
+    each_once(to_send, send)
     local next_due
     if #waiting > 0 then
       local now = core.now()
@@ -407,17 +414,9 @@ function bulk.loop(client, op, items, opts, concurrency, jnl, key_name)
         client.sleep(wait)
       end
     end
-    -- arrive() may finish more (a close from a hook): they are taken in the same pass.
-    local n = 0
-    while arrived[n + 1] ~= nil do
-      n = n + 1
-      arrive(arrived[n])
-    end
-    for i = 1, n do arrived[i] = nil end
+    each_once(arrived, arrive)
     -- The caller's hooks run here, outside the engine, so their errors reach the caller.
-    local ended = finished
-    finished = {}
-    for _, job in ipairs(ended) do report(job) end
+    each_once(finished, report)
   end
   if mismatch then raise(mismatch) end
   if journal_err then return nil, journal_err end
