@@ -98,6 +98,14 @@ describe("bench/report.lua", function()
     assert.are.equal("-", md_row(md, "save")[header_index(md, "instructions/req")])
     assert.truthy(out:find("callgrind: test", 1, true), out) -- bench/run's word on the pass
   end)
+
+  it("reports a case that failed under callgrind apart from its timed runs", function()
+    local out, md = report(RESULTS:gsub("callgrind save [^\n]*\n", "")
+      .. "failed callgrind:save exit 1 at 100 requests: warm-up requests failed\n")
+    assert.truthy(out:find("FAILED: callgrind:save: exit 1 at 100 requests", 1, true), out)
+    assert.are.equal("8000", md_row(md, "save")[header_index(md, "req/s")])
+    assert.are.equal("req/s MISSED, CPU MISSED, instr ?", md_row(md, "save")[header_index(md, "goals")])
+  end)
 end)
 
 describe("the bench harnesses' warm-up", function()
