@@ -18,9 +18,23 @@ local Contact = {}
 -- Private slots, keyed by tables so no field name can collide with them.
 -- FIELDS is false while the server's answer is still raw JSON in RAW.
 -- SENT is the body of the last write, to tell what the server did not apply.
+-- ID is an id known valid (the one the contact was made with, or the one the
+-- last write named); it goes before FIELDS' id, which an answer may have set.
+-- A slot never holds nil (false when unset), so plain indexing reads and
+-- writes it without reaching the metatable (and costs less than rawget).
 local CLIENT, FIELDS, RAW, ID, CHANGES, CLEAR, SENT = {}, {}, {}, {}, {}, {}, {}
 
 local fail = errors.raise
+local FIELD_SPECS = schema.fields
+local is_ascii = schema.is_ascii
+
+-- Field -> maximum length, for the text fields whose only rules are UTF-8
+-- and a length: an ASCII value within the length is valid without the
+-- schema's checks (the usual set, done once per field per contact).
+local PLAIN_TEXT = {}
+for name, spec in pairs(FIELD_SPECS) do
+  if spec.type == "string" and spec.max and not spec.readonly and not spec.format then PLAIN_TEXT[name] = spec.max end
+end
 
 local mt = {}
 
@@ -33,7 +47,7 @@ local METHODS = {}
 function mt.__index(self, key)
   local method = METHODS[key]
   if method ~= nil then return method end
-  local pending = rawget(self, CHANGES)[key]
+  local pending = self[CHANGES][key]
   if pending ~= nil and type(pending) ~= "table" then return pending end
   return fields_of(self)[key]
 end
@@ -66,17 +80,17 @@ end
 -- until something reads a field: a bulk sync rarely does, and decoding a
 -- contact costs more than the rest of a save together.
 function fields_of(self)
-  local f = rawget(self, FIELDS)
+  local f = self[FIELDS]
   if f then return f end
-  local client = rawget(self, CLIENT)
-  f = from_json(client.json.decode(rawget(self, RAW)), client.json.null)
-  rawset(self, FIELDS, f)
-  rawset(self, RAW, nil)
+  local client = self[CLIENT]
+  f = from_json(client.json.decode(self[RAW]), client.json.null)
+  self[FIELDS] = f
+  self[RAW] = false
   return f
 end
 
 local function id_of(self)
-  return rawget(self, ID) or fields_of(self).id
+  return self[ID] or fields_of(self).id
 end
 
 -- The id a request will carry. It may have come from a server's answer, so it
@@ -87,7 +101,9 @@ local MAX_ID = 4294967295
 local math_type = math.type
 
 local function request_id(self, caller)
-  local id = id_of(self)
+  local id = self[ID]
+  if id then return id end
+  id = fields_of(self).id
   if id == nil then return nil end
   -- The usual case, an id already normalized (an integer on 5.3+), without a call.
   if type(id) == "number" and id >= 1 and id <= MAX_ID and (math_type and math_type(id) == "integer"
@@ -101,29 +117,40 @@ local function request_id(self, caller)
       :format(caller, type(id) == "string" and ("%q"):format(id) or tostring(id)) })
 end
 
-local function blank(client)
-  return setmetatable({ [CLIENT] = client, [FIELDS] = {}, [CHANGES] = {}, [CLEAR] = false }, mt)
+-- Every slot is there from the start: a save that fills SENT, RAW and ID then
+-- writes into the table as made instead of growing it (a rehash per save).
+local function blank(client, fields, id)
+  return setmetatable({ [CLIENT] = client, [FIELDS] = fields, [CHANGES] = {}, [CLEAR] = false,
+                        [SENT] = false, [RAW] = false, [ID] = id or false }, mt)
 end
 
--- Fields the server owns (read-only), taken as read: a contact made from an
--- export or from another contact's fields() keeps them and never sends them.
-local function take_owned(self, k, v)
-  if k == "id" and not (math_type and math_type(v) == "integer" and v >= 1 and v <= MAX_ID) then
-    if v == "" then return end
-    local id, problem = schema.normalize("id", v)
-    if not id then fail("contact field 'id' %s", problem) end
-    v = id
-  end
-  rawget(self, FIELDS)[k] = v
+-- Fields the server owns (read-only) are taken as read: a contact made from
+-- an export or from another contact's fields() keeps them and never sends them.
+-- The id is checked all the same: a request's path is made from it.
+local function owned_id(v)
+  if math_type and math_type(v) == "integer" and v >= 1 and v <= MAX_ID then return v end
+  if v == "" then return nil end
+  local id, problem = schema.normalize("id", v)
+  if not id then fail("contact field 'id' %s", problem) end
+  return id
+end
+
+-- The fields a new contact starts from, and its id: the id goes in as the
+-- table is made (a table grown by its first key costs a resize).
+local function owned_fields(fields)
+  local id = fields.id
+  if id == nil then return {} end
+  id = owned_id(id)
+  return { id = id }, id
 end
 
 -- A status only Envoke sets (Expired, a spam report) read back from Envoke is
 -- kept as read: it cannot be sent, and neither can the record it belongs to.
 local function keep_envoke_consent(self)
-  local changes = rawget(self, CHANGES)
+  local changes = self[CHANGES]
   local status = schema.consent.canonical(changes.consent_status)
   if status and schema.consent.envoke_only[status] then
-    local fields = rawget(self, FIELDS)
+    local fields = self[FIELDS]
     fields.consent_status, changes.consent_status = changes.consent_status, nil
     fields.consent_effective_date, changes.consent_effective_date = changes.consent_effective_date, nil
   end
@@ -136,14 +163,14 @@ end
 -- through `set`.
 -- @local
 function Contact.new(client, fields)
-  local self = blank(client)
-  if fields == nil then return self end
+  if fields == nil then return blank(client, {}) end
   if type(fields) ~= "table" then fail("contact fields must be a table, got %s", type(fields)) end
+  local self = blank(client, owned_fields(fields))
   local envoke_status
   for k, v in pairs(fields) do
-    local spec = schema.fields[k]
+    local spec = FIELD_SPECS[k]
     if spec and spec.readonly then
-      take_owned(self, k, v)
+      if k ~= "id" then self[FIELDS][k] = v end -- the id is in already
     elseif k == "consent_status" and schema.consent.envoke_only[schema.consent.canonical(v) or ""] then
       envoke_status = v
     else
@@ -151,7 +178,7 @@ function Contact.new(client, fields)
     end
   end
   if envoke_status then
-    rawget(self, CHANGES).consent_status = envoke_status
+    self[CHANGES].consent_status = envoke_status
     keep_envoke_consent(self)
   end
   return self
@@ -160,35 +187,33 @@ end
 --- A contact as the server answered it.
 -- @local
 function Contact.from_server(client, data)
-  local self = blank(client)
-  rawset(self, FIELDS, from_json(data, client.json.null))
-  return self
+  return blank(client, from_json(data, client.json.null))
 end
 
 -- Replaces the fields with the server's answer and forgets what was pending.
 local function absorb(self, data)
-  rawset(self, FIELDS, from_json(data, rawget(self, CLIENT).json.null))
-  rawset(self, SENT, nil)
-  rawset(self, RAW, nil)
-  rawset(self, ID, nil)
-  rawset(self, CHANGES, {})
-  rawset(self, CLEAR, false)
+  self[FIELDS] = from_json(data, self[CLIENT].json.null)
+  self[SENT] = false
+  self[RAW] = false
+  self[ID] = false
+  self[CHANGES] = {}
+  self[CLEAR] = false
 end
 
 -- The same, from the raw JSON of a contact; `id` when the request named it.
 local function absorb_raw(self, raw, id, sent)
-  rawset(self, SENT, sent)
-  rawset(self, FIELDS, false)
-  rawset(self, RAW, raw)
-  rawset(self, ID, id)
-  rawset(self, CHANGES, {})
-  rawset(self, CLEAR, false)
+  self[SENT] = sent or false
+  self[FIELDS] = false
+  self[RAW] = raw
+  self[ID] = id or false
+  self[CHANGES] = {}
+  self[CLEAR] = false
 end
 
 -- With the client's `on_overlong = "truncate"`, a text longer than its field
 -- allows is cut to the limit (the logger is told) instead of refused.
 local function fit(self, name, value)
-  local client = self and rawget(self, CLIENT)
+  local client = self and self[CLIENT]
   if not client or client.on_overlong ~= "truncate" or type(value) ~= "string" then return value end
   local spec = schema.field(name)
   local n = spec and spec.max and schema.utf8_len(value)
@@ -211,7 +236,7 @@ end
 
 -- Merges a map of name-or-id -> action into the pending changes of a field.
 local function merge_actions(self, field, map)
-  local changes = rawget(self, CHANGES)
+  local changes = self[CHANGES]
   local pending = changes[field] or {}
   for k, action in pairs(map) do pending[k] = action end
   changes[field] = pending
@@ -224,6 +249,11 @@ end
 -- `interests`, `autoresponders` and `custom_fields` take their whole-table forms here.
 -- @return self
 function Contact:set(name, value)
+  local max = PLAIN_TEXT[name]
+  if max and type(value) == "string" and #value <= max and is_ascii(value) then
+    if value ~= "" then self[CHANGES][name] = value end
+    return self
+  end
   if type(name) == "table" and value == nil then
     for k, v in pairs(name) do Contact.set(self, k, v) end
     return self
@@ -231,7 +261,7 @@ function Contact:set(name, value)
   if type(name) ~= "string" then fail("contact field names must be strings, got %s", type(name)) end
   if value == nil then fail("contact field '%s' needs a value (use clear to empty it)", name) end
   local v = check(name, value, self)
-  local spec = schema.fields[name]
+  local spec = FIELD_SPECS[name]
   if not spec then
     return self:custom_field(name:sub(#"custom_fields." + 1), v) -- check() let only these through
   elseif spec.type == "interests" or spec.type == "autoresponders" then
@@ -241,7 +271,7 @@ function Contact:set(name, value)
   elseif spec.type == "custom_fields" then
     for k, fv in pairs(v) do self:custom_field(k, fv) end
   elseif v ~= "" then
-    rawget(self, CHANGES)[name] = v
+    self[CHANGES][name] = v
   end
   return self
 end
@@ -259,13 +289,13 @@ function Contact:clear(name)
   end
   local custom = name:match("^custom_fields%.(.+)$")
   if custom then
-    local changes = rawget(self, CHANGES)
+    local changes = self[CHANGES]
     changes.custom_fields = changes.custom_fields or {}
     changes.custom_fields[custom] = ""
   else
-    rawget(self, CHANGES)[name] = ""
+    self[CHANGES][name] = ""
   end
-  rawset(self, CLEAR, true)
+  self[CLEAR] = true
   return self
 end
 
@@ -321,7 +351,7 @@ function Contact:custom_field(name, value)
   if not schema.utf8_len(name) then fail("custom field name is not valid UTF-8") end
   local v = check("custom_fields." .. name, value, self)
   if v ~= "" then
-    local changes = rawget(self, CHANGES)
+    local changes = self[CHANGES]
     changes.custom_fields = changes.custom_fields or {}
     changes.custom_fields[name] = v
   end
@@ -337,7 +367,7 @@ end
 -- @return self
 function Contact:consent(status, description, opts)
   local spelled = check("consent_status", status)
-  local changes = rawget(self, CHANGES)
+  local changes = self[CHANGES]
   if schema.consent.sendable[schema.consent.canonical(spelled)] and (description == nil or description == "") then
     fail("consent '%s' needs a description (required for every sendable status)", spelled)
   end
@@ -362,7 +392,7 @@ end
 -- @treturn table field -> value
 function Contact:changes()
   local out = {}
-  for k, v in pairs(rawget(self, CHANGES)) do
+  for k, v in pairs(self[CHANGES]) do
     if type(v) == "table" then
       local copy = {}
       for ck, cv in pairs(v) do copy[ck] = cv end
@@ -380,7 +410,7 @@ end
 -- before any write.
 -- @treturn table sorted field names
 function Contact:unapplied()
-  local sent = rawget(self, SENT)
+  local sent = self[SENT]
   if not sent then return {} end
   return require("envoke.unapplied").fields(sent, fields_of(self))
 end
@@ -490,10 +520,11 @@ local NO_PARAMS = {}
 -- The pending changes are the body itself: a success replaces them with a
 -- fresh table, a failure keeps them for the next try.
 local function request_parts(self)
-  local changes = rawget(self, CHANGES)
+  local changes = self[CHANGES]
   if next(changes) == nil then return nil end
-  check_request(changes)
-  if rawget(self, CLEAR) then return changes, { write_empty_values = 1 } end
+  -- Only the consent fields have rules across fields.
+  if changes.consent_status or changes.consent_effective_date then check_request(changes) end
+  if self[CLEAR] then return changes, { write_empty_values = 1 } end
   return changes, NO_PARAMS
 end
 
@@ -502,7 +533,8 @@ end
 local EXPECT_INSERT, EXPECT_WRITE, EXPECT_DELETE = { "duplicate" }, { "not_found", "duplicate" }, { "not_found" }
 
 local function write_plan(self, method, path, params, body, idempotent, id)
-  return { method = method, path = query.path(path, params), body = body, idempotent = idempotent,
+  if params ~= NO_PARAMS then path = query.path(path, params) end
+  return { method = method, path = path, body = body, idempotent = idempotent,
            contact = self, id = id, envelope = true, finish = finish_write,
            expect = idempotent and EXPECT_WRITE or EXPECT_INSERT }
 end
@@ -511,7 +543,7 @@ end
 local plans = {}
 
 function plans.save(self, opts)
-  opts = check_opts(opts, "save")
+  opts = opts ~= nil and check_opts(opts, "save") or NO_OPTIONS
   local body, params = request_parts(self)
   if not body then return nil, self end
   local id, bad = request_id(self, "save")
@@ -602,11 +634,11 @@ end
 
 local function run(self, plan, result, err)
   if not plan then return result, err end
-  return rawget(self, CLIENT):execute(plan)
+  return self[CLIENT]:execute(plan)
 end
 
 local function run_async(self, callback, plan, result, err)
-  return rawget(self, CLIENT):engine():start(callback, plan, result, err)
+  return self[CLIENT]:engine():start(callback, plan, result, err)
 end
 
 -- `c:save_async(cb)` as well as `c:save_async(nil, cb)`: no placeholder needed.

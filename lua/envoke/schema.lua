@@ -135,13 +135,31 @@ end
 -- Text
 -- ------------------------------------------------------------------------
 
+local is_ascii
+if utf8 and utf8.len then
+  local ulen = utf8.len
+  -- One character per byte is every byte below 128; utf8.len (5.3+) is a
+  -- plain C loop, cheaper than a pattern.
+  function is_ascii(s) return ulen(s) == #s end
+else
+  -- NUL is left to utf8_len's loop: a class range starting at \0 is malformed in LuaJIT.
+  function is_ascii(s) return s:find("^[\1-\127]*$") ~= nil end
+end
+
+--- Whether a string is plain ASCII, so that its characters are its bytes
+-- (false for some strings holding a NUL byte, which utf8_len counts right).
+-- @tparam string s
+-- @treturn boolean
+-- @local
+schema.is_ascii = is_ascii
+
 --- Number of characters in a UTF-8 string.
 -- Strict: rejects overlong forms, surrogates and code points above U+10FFFF.
 -- @tparam string s
 -- @treturn integer|nil characters, or nil when `s` is not valid UTF-8
 -- @local
 function schema.utf8_len(s)
-  if not s:find("[\128-\255]") then return #s end
+  if is_ascii(s) then return #s end
   local n, i, len = 0, 1, #s
   local byte = string.byte
   while i <= len do

@@ -75,6 +75,16 @@ describe("contact setters", function()
     raises("contact field 'city' is not valid UTF%-8", function() c:set("city", "\255") end)
   end)
 
+  it("judge text at the edges of plain ASCII as the schema does", function()
+    c:set("city", ("x"):rep(20)):set("province", "a\0b"):set("country", "")
+    assert.are.same({ city = ("x"):rep(20), province = "a\0b" }, c:changes())
+    raises("contact field 'city' is not valid UTF%-8", function() c:set("city", "Toront\128") end)
+    raises("contact field 'city' is too long %(21 characters", function() c:set("city", ("\0"):rep(21)) end)
+    raises("contact field 'email' is not an email address", function() c:set("email", "jane") end)
+    c:set("city", ("é"):rep(20))
+    assert.are.equal(("é"):rep(20), c.city)
+  end)
+
   it("accept the 11 languages and nothing else", function()
     for _, l in ipairs{ "en", "fr", "ar", "zh", "de", "it", "ja", "ko", "pt", "ru", "es" } do c:set("language", l) end
     c:set("language", "FR")
