@@ -67,6 +67,7 @@ typedef struct ek_request {
     lua_Integer id;
     req_state state;
     int blocking; /* owned by a request() call, never reported by finished() */
+    int envelope; /* a write's answer: a qualifying one is delivered as its result_data alone */
     CURLcode result;
     stop_reason stopped;
     int header_lines; /* of the final response so far */
@@ -105,7 +106,7 @@ typedef struct ek_pool {
     long max_connecting; /* requests opening a connection at once (https); 0: no cap */
     curl_off_t max_body;
     int verify, http2;
-    struct curl_slist *headers_plain, *headers_json;
+    struct curl_slist *default_lists[3]; /* the default header lines, by body_kind */
 } ek_pool;
 
 /* How an option is checked, and the type of its field in ek_pool. */
@@ -405,10 +406,36 @@ static void push_headers(lua_State *L, ek_request *r)
     }
 }
 
-/* Pushes status, body, headers (or nil, err); returns the number of values. */
+/*
+ * Where result_data lies in r's answer when it is a write's envelope the Lua
+ * side would take at once (Client:outcome): valid JSON, success exactly true,
+ * result_data an object. 1 and its offset and length, or 0.
+ */
+static int envelope_data(const ek_request *r, size_t *start, size_t *len)
+{
+    ek_json_member m[2] = { { "success", 7, 0, 0, 0 }, { "result_data", 11, 0, 0, 0 } };
+    const char *text = r->response.data;
+    char err[160];
+
+    if (text == NULL || ek_json_members(text, r->response.len, m, 2, err, sizeof err) != 0)
+        return 0;
+    if (!m[0].found || m[0].end - m[0].start != 4 || memcmp(text + m[0].start, "true", 4) != 0)
+        return 0;
+    if (!m[1].found || text[m[1].start] != '{')
+        return 0;
+    *start = m[1].start;
+    *len = m[1].end - m[1].start;
+    return 1;
+}
+
+/* Pushes status, body, headers, or nil, err; for a request made with envelope
+ * whose answer qualifies, status, result_data, nil, true (no headers table, no
+ * body string). Returns the number of values. r is on the delivering list, so
+ * its buffers outlive any finalizer the pushes run. */
 static int push_result(lua_State *L, ek_pool *p, ek_request *r)
 {
     long status = 0;
+    size_t start, len;
 
     if (r->result != CURLE_OK || r->stopped != STOP_NONE) {
         lua_pushnil(L);
@@ -416,6 +443,14 @@ static int push_result(lua_State *L, ek_pool *p, ek_request *r)
         return 2;
     }
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (r->envelope && status >= 200 && status < 300 && envelope_data(r, &start, &len)) {
+        const char *data = r->response.data + start;
+        lua_pushinteger(L, (lua_Integer)status);
+        lua_pushlstring(L, data, len);
+        lua_pushnil(L);
+        lua_pushboolean(L, 1);
+        return 4;
+    }
     lua_pushinteger(L, (lua_Integer)status);
     lua_pushlstring(L, r->response.data ? r->response.data : "", r->response.len);
     push_headers(L, r);
@@ -708,21 +743,35 @@ static int check_headers(lua_State *L, int arg)
     return count;
 }
 
-/* The headers a request carries unless the caller gives its own; the last only with a body. */
-static const char *const default_names[] = { "Accept", "Expect", "User-Agent", "Content-Type" };
+/* libcurl 7.68 and older add Expect: 100-continue to a body above 1024 bytes
+ * (7.69 raised that to 1 MiB); an empty "Expect:" line stops it, but costs
+ * libcurl work on every request, so only bodies that could trigger it carry one. */
+#define EXPECT_THRESHOLD 1024
 
-static int default_count(int has_body)
+/* What a request carries decides its default header lines: their count is 2 + kind. */
+typedef enum { BODY_NONE, BODY_SMALL, BODY_LARGE } body_kind;
+
+static body_kind kind_of_body(int has_body, size_t len)
 {
-    return has_body ? 4 : 3;
+    return !has_body ? BODY_NONE : len > EXPECT_THRESHOLD ? BODY_LARGE : BODY_SMALL;
+}
+
+/* The headers a request carries unless the caller gives its own, in this
+ * order: Content-Type only with a body, Expect only with a large one. */
+static const char *const default_names[] = { "Accept", "User-Agent", "Content-Type", "Expect" };
+
+static int default_count(body_kind kind)
+{
+    return 2 + (int)kind;
 }
 
 static const char *default_line(const ek_pool *p, int i)
 {
     switch (i) {
     case 0: return "Accept: application/json";
-    case 1: return "Expect:"; /* no 100-continue round trip before a body */
-    case 2: return p->user_agent_line;
-    default: return "Content-Type: application/json";
+    case 1: return p->user_agent_line;
+    case 2: return "Content-Type: application/json";
+    default: return "Expect:"; /* no 100-continue round trip before a body */
     }
 }
 
@@ -902,6 +951,7 @@ typedef struct submission {
     const char *path, *body; /* Lua strings held on the stack; body NULL unless a string */
     size_t plen, blen;
     int body_arg, has_body, json_body;
+    int envelope; /* the 5th argument, read with lua_toboolean */
     int lines, nlines; /* stack index of the first "Name: value" line of the caller's headers, and how many */
     unsigned defaults; /* bit i: send default_line(i) */
 } submission;
@@ -921,16 +971,17 @@ static void push_header_lines(lua_State *L, int arg, submission *s)
 }
 
 /*
- * Checks the arguments at base .. base+3 (method, path, body, headers) and
- * makes every Lua value the submission needs. Raises on bad arguments. Any of
- * these allocations may run a finalizer that closes or calls this pool, so
- * nothing here holds a pointer into the pool's memory.
+ * Checks the arguments at base .. base+4 (method, path, body, headers,
+ * envelope) and makes every Lua value the submission needs. Raises on bad
+ * arguments. Any of these allocations may run a finalizer that closes or calls
+ * this pool, so nothing here holds a pointer into the pool's memory.
  */
 static void check_submission(lua_State *L, int base, submission *s)
 {
     int body_type = lua_type(L, base + 2), nheaders, i;
 
     s->method = check_method(L, base);
+    s->envelope = lua_toboolean(L, base + 4);
     s->path = check_path(L, base + 1, &s->plen);
     nheaders = check_headers(L, base + 3);
     s->body = NULL;
@@ -950,7 +1001,8 @@ static void check_submission(lua_State *L, int base, submission *s)
     s->nlines = nheaders;
     s->lines = 0;
     s->defaults = 0;
-    for (i = 0; i < default_count(s->has_body); i++)
+    /* A JSON body's size is known once it is encoded: every name a body may need is checked. */
+    for (i = 0; i < default_count(s->has_body ? BODY_LARGE : BODY_NONE); i++)
         if (!header_given(L, base + 3, default_names[i]))
             s->defaults |= 1u << i;
     if (nheaders > 0) {
@@ -971,7 +1023,7 @@ static CURLcode build_headers(lua_State *L, ek_pool *p, ek_request *r, const sub
             return CURLE_OUT_OF_MEMORY;
         r->own_headers = list;
     }
-    for (i = 0; i < default_count(s->has_body); i++) {
+    for (i = 0; i < default_count(kind_of_body(s->has_body, r->body.len)); i++) {
         if (!(s->defaults & (1u << i)))
             continue;
         list = curl_slist_append(r->own_headers, default_line(p, i));
@@ -1023,7 +1075,8 @@ static CURLcode set_request_options(ek_pool *p, ek_request *r, const submission 
     /* Compression pays on list pages, not on a 1 KB write envelope, and
      * asking for it costs libcurl work on every request. */
     SETOPT(rc, e, CURLOPT_ACCEPT_ENCODING, is_get ? "" : NULL);
-    SETOPT(rc, e, CURLOPT_HTTPHEADER, r->own_headers ? r->own_headers : s->has_body ? p->headers_json : p->headers_plain);
+    SETOPT(rc, e, CURLOPT_HTTPHEADER,
+           r->own_headers ? r->own_headers : p->default_lists[kind_of_body(s->has_body, r->body.len)]);
     return rc;
 }
 
@@ -1052,9 +1105,9 @@ static ek_request *start_request(ek_pool *p, int blocking)
 }
 
 /*
- * Checks the arguments at base .. base+3 (method, path, body, headers) and
- * adds the request to the multi handle. Raises on bad arguments before
- * anything is sent. Past check_submission() it makes no Lua value (so no
+ * Checks the arguments at base .. base+4 (method, path, body, headers,
+ * envelope) and adds the request to the multi handle. Raises on bad arguments
+ * before anything is sent. Past check_submission() it makes no Lua value (so no
  * finalizer runs) and raises only before the request exists; from then on the
  * request is on a pool list, so close() can always free it.
  */
@@ -1077,6 +1130,7 @@ static ek_request *submit(lua_State *L, ek_pool *p, int base, int blocking)
     r = start_request(p, blocking);
     if (r == NULL)
         luaL_error(L, EK_MODULE ": out of memory");
+    r->envelope = s.envelope;
     rc = set_body_and_headers(L, p, r, &s);
     if (rc == CURLE_OK)
         rc = set_request_options(p, r, &s);
@@ -1093,7 +1147,15 @@ static ek_request *submit(lua_State *L, ek_pool *p, int base, int blocking)
     return r;
 }
 
-/* pool:request(method, path [, body [, headers]]) -> status, body, headers | nil, err */
+/*
+ * pool:request(method, path [, body [, headers [, envelope]]])
+ *   -> status, body, headers | nil, err
+ * envelope (any true value): the answer of a write. When it is a 2xx whose
+ * body is valid JSON with success exactly true and result_data an object (the
+ * check of Client:outcome), the results are status, result_data's text, nil,
+ * true: no headers table and no body string are made. Any other answer gives
+ * the results above, with no 4th value.
+ */
 static int l_request(lua_State *L)
 {
     ek_pool *p = check_pool(L);
@@ -1105,7 +1167,7 @@ static int l_request(lua_State *L)
     return deliver(L, p, r);
 }
 
-/* pool:submit(method, path [, body [, headers]]) -> id */
+/* pool:submit(method, path [, body [, headers [, envelope]]]) -> id; envelope as in request() */
 static int l_submit(lua_State *L)
 {
     ek_pool *p = check_pool(L);
@@ -1144,7 +1206,8 @@ static int l_perform(lua_State *L)
     return 1;
 }
 
-/* pool:finished() -> id, status, body, headers | id, nil, err | nil */
+/* pool:finished() -> id, status, body, headers | id, nil, err | nil; for a request
+ * submitted with envelope whose answer qualifies: id, status, result_data, nil, true */
 static int l_finished(lua_State *L)
 {
     ek_pool *p = check_pool(L);
@@ -1241,6 +1304,15 @@ static void free_string_options(ek_pool *p)
     }
 }
 
+static void free_default_lists(ek_pool *p)
+{
+    int i;
+    for (i = 0; i < 3; i++) {
+        curl_slist_free_all(p->default_lists[i]);
+        p->default_lists[i] = NULL;
+    }
+}
+
 /* close() and __close: one idempotent function, as in liolib.c. A request
  * being delivered is left to the call delivering it (see deliver()). */
 static int l_close(lua_State *L)
@@ -1267,9 +1339,7 @@ static int l_close(lua_State *L)
     }
     ek_ca_store_free(p->ca_store); /* connections still open hold their own reference */
     p->ca_store = NULL;
-    curl_slist_free_all(p->headers_plain);
-    curl_slist_free_all(p->headers_json);
-    p->headers_plain = p->headers_json = NULL;
+    free_default_lists(p);
     free_string_options(p);
     ek_secrets_free(&p->secrets);
     free(p->user_agent_line);
@@ -1485,12 +1555,12 @@ static void load_ca_store(ek_pool *p)
         p->max_connecting = 0; /* a plain connection costs next to nothing to open */
 }
 
-/* The headers every request carries; NULL when out of memory (list is then freed). */
-static struct curl_slist *default_headers(ek_pool *p, int json)
+/* The headers every request of this kind carries; NULL when out of memory (list is then freed). */
+static struct curl_slist *default_headers(ek_pool *p, body_kind kind)
 {
     struct curl_slist *list = NULL;
     int i;
-    for (i = 0; i < default_count(json); i++) {
+    for (i = 0; i < default_count(kind); i++) {
         struct curl_slist *next = curl_slist_append(list, default_line(p, i));
         if (next == NULL) {
             curl_slist_free_all(list);
@@ -1499,6 +1569,16 @@ static struct curl_slist *default_headers(ek_pool *p, int json)
         list = next;
     }
     return list;
+}
+
+/* The three default header lists; -1 when out of memory (close() frees those made). */
+static int make_default_lists(ek_pool *p)
+{
+    int kind;
+    for (kind = BODY_NONE; kind <= BODY_LARGE; kind++)
+        if ((p->default_lists[kind] = default_headers(p, (body_kind)kind)) == NULL)
+            return -1;
+    return 0;
 }
 
 /* The default user agent, and the header line that carries it; -1 when out of memory. */
@@ -1554,9 +1634,7 @@ static int l_pool_new(lua_State *L)
         return luaL_error(L, EK_MODULE ": out of memory");
     load_ca_store(p);
     p->multi = curl_multi_init();
-    p->headers_plain = default_headers(p, 0);
-    p->headers_json = default_headers(p, 1);
-    if (p->multi == NULL || p->headers_plain == NULL || p->headers_json == NULL)
+    if (p->multi == NULL || make_default_lists(p) != 0)
         return luaL_error(L, EK_MODULE ": out of memory");
     if (p->max_connections > 0)
         curl_multi_setopt(p->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, p->max_connections);

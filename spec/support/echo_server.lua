@@ -10,6 +10,7 @@
 -- Endpoints (any method):
 --   /anything          echo the request as JSON (see echo() for the fields)
 --   /status/N          answer with status N (and the echo as body when allowed)
+--   /reply/N           answer with status N and the request's body as the body (JSON)
 --   /bytes/N           N bytes of pattern(N), with Content-Length
 --   /chunked/N         N bytes of pattern(N) in ?pieces=K flushed pieces, chunked
 --   /gzip/...          like / but through nginx's gzip filter (when accepted);
@@ -143,6 +144,12 @@ function M.handle()
   local path = ngx.var.uri
   local n = tonumber(path:match("^/status/(%d+)$"))
   if n then return status(n) end
+  n = tonumber(path:match("^/reply/(%d+)$"))
+  if n then
+    ngx.status = n
+    ngx.header["Content-Type"] = "application/json"
+    return ngx.print(request_body())
+  end
   n = tonumber(path:match("^/bytes/(%d+)$"))
   if n then return bytes(n) end
   n = tonumber(path:match("^/chunked/(%d+)$"))

@@ -2,6 +2,8 @@
 -- The pool itself is the transport object: `request`, `submit`, `perform`,
 -- `finished`, `cancel` (`true, sent` or `false`: see pool:cancel in src/pool.c),
 -- `pending`, `close`.
+-- `request`/`submit` take a 5th argument, `envelope`: a qualifying 2xx write envelope then comes
+-- back as `status, result_data_text, nil, true` (finished: with the id first); see pool:request.
 -- @module envoke.transport.curl
 local core = require "envoke.core"
 local contract = require "envoke.transport.contract"
