@@ -14,6 +14,7 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -530,31 +531,47 @@ static int l_json_encode(lua_State *L)
  * call is the right outcome. spec/core/json_members_spec.lua pins both sides.
  */
 
+/*
+ * The scan functions take the offset they start at and return the offset
+ * after what they scanned, or SCAN_FAILED with err_at and why set: offsets
+ * stay in registers on the hot path, and every value ends past byte 0 (the
+ * top-level '{' comes first), so 0 is free to mean failure.
+ */
 typedef struct scanner {
     const unsigned char *s;
-    size_t n, i;
+    size_t n;
     int depth;
     size_t err_at;   /* offset of the first problem */
     const char *why; /* what the problem is */
 } scanner;
 
-static int scan_fail(scanner *sc, size_t at, const char *why)
+#define SCAN_FAILED 0
+
+static size_t scan_fail(scanner *sc, size_t at, const char *why)
 {
     sc->err_at = at;
     sc->why = why;
-    return -1;
+    return SCAN_FAILED;
 }
 
-/* Fails at the current byte: "what" was expected, or the text ended. */
-static int scan_expected(scanner *sc, const char *what)
+/* Fails at i: "what" was expected, or the text ended. */
+static size_t scan_expected(scanner *sc, size_t i, const char *what)
 {
-    return scan_fail(sc, sc->i, sc->i >= sc->n ? "unexpected end of text" : what);
+    return scan_fail(sc, i, i >= sc->n ? "unexpected end of text" : what);
 }
 
-static void skip_space(scanner *sc)
+static int is_space(unsigned char c)
 {
-    while (sc->i < sc->n && (sc->s[sc->i] == ' ' || sc->s[sc->i] == '\t' || sc->s[sc->i] == '\n' || sc->s[sc->i] == '\r'))
-        sc->i++;
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Server JSON is compact: one test of the first byte, the loop only after real space. */
+static inline size_t skip_space(const scanner *sc, size_t i)
+{
+    if (i < sc->n && sc->s[i] <= ' ')
+        while (i < sc->n && is_space(sc->s[i]))
+            i++;
+    return i;
 }
 
 static int hex_digit(unsigned char c)
@@ -583,12 +600,12 @@ static long hex4(const unsigned char *p, size_t avail)
 }
 
 /*
- * Checks the escape at s[i] (a backslash) and sets *len to its length; -1
- * after scan_fail. A \u escape of a UTF-16 surrogate must be a high one
- * followed by a low one: lua-cjson refuses anything else ("invalid unicode
- * escape code"), so a field read would raise after a save had succeeded.
+ * Checks the escape at s[i] (a backslash) and returns its length; 0 after
+ * scan_fail. A \u escape of a UTF-16 surrogate must be a high one followed by
+ * a low one: lua-cjson refuses anything else ("invalid unicode escape code"),
+ * so a field read would raise after a save had succeeded.
  */
-static int scan_escape(scanner *sc, size_t i, size_t *len)
+static size_t scan_escape(scanner *sc, size_t i)
 {
     const unsigned char *s = sc->s;
     size_t n = sc->n;
@@ -596,103 +613,132 @@ static int scan_escape(scanner *sc, size_t i, size_t *len)
 
     if (i + 1 >= n)
         return scan_fail(sc, n, "unterminated string");
-    *len = 2;
     if (s[i + 1] != 'u')
         return s[i + 1] != 0 && strchr("\"\\/bfnrt", s[i + 1]) != NULL
-            ? 0 : scan_fail(sc, i, "invalid escape in a string");
+            ? 2 : scan_fail(sc, i, "invalid escape in a string");
     unit = hex4(s + i + 2, n - i - 2);
     if (unit < 0)
         return scan_fail(sc, i, "invalid \\u escape (four hex digits needed)");
-    *len = 6;
     if (unit < 0xD800 || unit > 0xDFFF)
-        return 0;
+        return 6;
     if (unit <= 0xDBFF && i + 7 < n && s[i + 6] == '\\' && s[i + 7] == 'u') {
         low = hex4(s + i + 8, n - i - 8);
-        *len = 12;
         if (low >= 0xDC00 && low <= 0xDFFF)
-            return 0;
+            return 12;
     }
     return scan_fail(sc, i, "lone UTF-16 surrogate in a \\u escape (not a character)");
 }
 
-static int scan_string(scanner *sc)
+#define BYTES(b) (UINT64_C(0x0101010101010101) * (b))
+
+/*
+ * Flags (0x80) the bytes of x that are not byte_class 0: below 0x20, '"', '\\',
+ * or 0x80 and up; 0 when there is none. A subtraction flags a byte that is
+ * one of those, or 0x80 and up anyway, and its borrow runs on only from such
+ * a byte: the lowest flag is always exact.
+ */
+static inline uint64_t special8(uint64_t x)
+{
+    uint64_t q = x ^ BYTES('"'), b = x ^ BYTES('\\');
+    return ((x - BYTES(0x20)) | (q - BYTES(1)) | (b - BYTES(1)) | x) & BYTES(0x80);
+}
+
+/* The offset of the first byte from i on that is not byte_class 0 (n if none):
+ * eight bytes at a time while none is, then that byte itself. */
+static inline size_t plain_run(const unsigned char *s, size_t i, size_t n)
+{
+    uint64_t x, special;
+
+    for (; n - i >= 8; i += 8) {
+        memcpy(&x, s + i, 8); /* one unaligned load */
+        if ((special = special8(x)) != 0) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            /* The lowest flag is exact (borrows run upwards), and the lowest byte comes first. */
+            return i + (size_t)(__builtin_ctzll(special) >> 3);
+#else
+            break;
+#endif
+        }
+    }
+    while (i < n && byte_class[s[i]] == 0)
+        i++;
+    return i;
+}
+
+/* The rest of a string from i, the first byte that is not byte_class 0: escapes, UTF-8, its end. */
+static size_t scan_string_rest(scanner *sc, size_t i)
 {
     const unsigned char *s = sc->s;
-    size_t i = sc->i + 1, n = sc->n; /* after the opening quote */
+    size_t n = sc->n, len;
 
-    while (i < n) {
-        unsigned char c;
-        size_t len;
-        /* byte_class 0 is a byte that stands for itself: the common case, in one tight loop */
-        while (i < n && byte_class[s[i]] == 0)
-            i++;
+    for (;; i = plain_run(s, i + len, n)) {
         if (i >= n)
-            break;
-        c = s[i];
-        if (c == '"') {
-            sc->i = i + 1;
-            return 0;
-        }
-        if (c == '\\') {
-            if (scan_escape(sc, i, &len) != 0)
-                return -1;
-        } else if (c < 0x20) {
+            return scan_fail(sc, n, "unterminated string");
+        if (s[i] == '"')
+            return i + 1;
+        if (s[i] == '\\')
+            len = scan_escape(sc, i);
+        else if (s[i] < 0x20)
             return scan_fail(sc, i, "control character in a string (must be escaped)");
-        } else if ((len = utf8_sequence(s + i, n - i)) == 0) {
+        else if ((len = utf8_sequence(s + i, n - i)) == 0)
             return scan_fail(sc, i, "invalid UTF-8 in a string");
-        }
-        i += len;
+        if (len == 0)
+            return SCAN_FAILED;
     }
-    return scan_fail(sc, n, "unterminated string");
 }
 
-static int is_digit(scanner *sc)
+/* Scans the string whose opening quote is at i. Inlined where it is called:
+ * a plain string, the common case, then calls nothing. */
+static inline size_t scan_string(scanner *sc, size_t i)
 {
-    return sc->i < sc->n && sc->s[sc->i] >= '0' && sc->s[sc->i] <= '9';
+    i = plain_run(sc->s, i + 1, sc->n);
+    return i < sc->n && sc->s[i] == '"' ? i + 1 : scan_string_rest(sc, i);
 }
 
-static int scan_digits(scanner *sc, const char *why)
+static size_t skip_digits(const unsigned char *s, size_t i, size_t n)
 {
-    if (!is_digit(sc))
-        return scan_fail(sc, sc->i, why);
-    while (is_digit(sc))
-        sc->i++;
-    return 0;
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        i++;
+    return i;
 }
 
-static int scan_number(scanner *sc)
+/* Scans the number at i (a '-' or a digit). */
+static size_t scan_number(scanner *sc, size_t i)
 {
-    if (sc->s[sc->i] == '-')
-        sc->i++;
-    if (sc->i < sc->n && sc->s[sc->i] == '0') {
-        sc->i++;
-        if (is_digit(sc))
-            return scan_fail(sc, sc->i, "invalid number (leading zero)");
-    } else if (scan_digits(sc, "invalid number (a digit must follow '-')") != 0) {
-        return -1;
+    const unsigned char *s = sc->s;
+    size_t n = sc->n, end;
+
+    if (s[i] == '-')
+        i++;
+    if (i < n && s[i] == '0') {
+        if (++i < n && s[i] >= '0' && s[i] <= '9')
+            return scan_fail(sc, i, "invalid number (leading zero)");
+    } else if ((end = skip_digits(s, i, n)) == i) {
+        return scan_fail(sc, i, "invalid number (a digit must follow '-')");
+    } else {
+        i = end;
     }
-    if (sc->i < sc->n && sc->s[sc->i] == '.') {
-        sc->i++;
-        if (scan_digits(sc, "invalid number (digits needed after '.')") != 0)
-            return -1;
+    if (i < n && s[i] == '.') {
+        i++;
+        if ((end = skip_digits(s, i, n)) == i)
+            return scan_fail(sc, i, "invalid number (digits needed after '.')");
+        i = end;
     }
-    if (sc->i < sc->n && (sc->s[sc->i] == 'e' || sc->s[sc->i] == 'E')) {
-        sc->i++;
-        if (sc->i < sc->n && (sc->s[sc->i] == '+' || sc->s[sc->i] == '-'))
-            sc->i++;
-        if (scan_digits(sc, "invalid number (digits needed in the exponent)") != 0)
-            return -1;
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        if (++i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        if ((end = skip_digits(s, i, n)) == i)
+            return scan_fail(sc, i, "invalid number (digits needed in the exponent)");
+        i = end;
     }
-    return 0;
+    return i;
 }
 
-static int scan_literal(scanner *sc, const char *word)
+static size_t scan_literal(scanner *sc, size_t i, const char *word, size_t len)
 {
-    size_t len = strlen(word);
-    if (sc->n - sc->i < len || memcmp(sc->s + sc->i, word, len) != 0)
-        return scan_fail(sc, sc->i, "expected a value");
-    sc->i += len;
-    return 0;
+    if (sc->n - i < len || memcmp(sc->s + i, word, len) != 0)
+        return scan_fail(sc, i, "expected a value");
+    return i + len;
 }
 
 /* UTF-8 bytes of code point cp (at most U+10FFFF) into out; returns their count. */
@@ -761,7 +807,7 @@ static int key_equals(const unsigned char *k, size_t klen, const char *name, siz
     return j == nlen;
 }
 
-static int scan_value(scanner *sc);
+static size_t scan_value(scanner *sc, size_t i);
 
 /* Which wanted members the key text k (between its quotes, already scanned) names, as a bit set. */
 static unsigned match_key(const unsigned char *k, size_t klen, const ek_json_member *wanted, int nwanted)
@@ -790,89 +836,86 @@ static void record_members(ek_json_member *wanted, int nwanted, unsigned matches
     }
 }
 
-/* Scans [ ... ] or { ... }; for the top-level object, records the members asked for. */
-static int scan_container(scanner *sc, int object, ek_json_member *wanted, int nwanted)
+/* Scans the key at i, the ':' and the space after it; returns where the value
+ * starts. *matches: the wanted members the key names. */
+static size_t scan_key(scanner *sc, size_t i, const ek_json_member *wanted, int nwanted, unsigned *matches)
 {
-    char close = object ? '}' : ']';
+    size_t start = i + 1;
+
+    if (i >= sc->n || sc->s[i] != '"')
+        return scan_expected(sc, i, "expected a string key");
+    if ((i = scan_string(sc, i)) == SCAN_FAILED)
+        return SCAN_FAILED;
+    if (nwanted > 0)
+        *matches = match_key(sc->s + start, i - 1 - start, wanted, nwanted);
+    i = skip_space(sc, i);
+    if (i >= sc->n || sc->s[i] != ':')
+        return scan_expected(sc, i, "expected ':' after a key");
+    return skip_space(sc, i + 1);
+}
+
+/* Scans the [ ... ] or { ... } at i; for the top-level object, records the members asked for. */
+static size_t scan_container(scanner *sc, size_t i, ek_json_member *wanted, int nwanted)
+{
+    const unsigned char *s = sc->s;
+    int object = s[i] == '{';
+    unsigned char close = object ? '}' : ']';
+
     if (++sc->depth > EK_JSON_MAX_DEPTH)
-        return scan_fail(sc, sc->i, "nested too deep (more than 100 levels)");
-    sc->i++;
-    skip_space(sc);
-    if (sc->i < sc->n && sc->s[sc->i] == close) {
-        sc->i++;
+        return scan_fail(sc, i, "nested too deep (more than 100 levels)");
+    i = skip_space(sc, i + 1);
+    if (i < sc->n && s[i] == close) {
         sc->depth--;
-        return 0;
+        return i + 1;
     }
     for (;;) {
         unsigned matches = 0;
         size_t start;
-        skip_space(sc);
-        if (object) {
-            if (sc->i >= sc->n || sc->s[sc->i] != '"')
-                return scan_expected(sc, "expected a string key");
-            start = sc->i + 1;
-            if (scan_string(sc) != 0)
-                return -1;
-            if (nwanted > 0)
-                matches = match_key(sc->s + start, sc->i - 1 - start, wanted, nwanted);
-            skip_space(sc);
-            if (sc->i >= sc->n || sc->s[sc->i] != ':')
-                return scan_expected(sc, "expected ':' after a key");
-            sc->i++;
-            skip_space(sc);
-        }
-        start = sc->i;
-        if (scan_value(sc) != 0)
-            return -1;
+        i = skip_space(sc, i);
+        if (object && (i = scan_key(sc, i, wanted, nwanted, &matches)) == SCAN_FAILED)
+            return SCAN_FAILED;
+        start = i;
+        /* a string, the most common value, without scan_value's dispatch */
+        i = i < sc->n && s[i] == '"' ? scan_string(sc, i) : scan_value(sc, i);
+        if (i == SCAN_FAILED)
+            return SCAN_FAILED;
         if (matches != 0)
-            record_members(wanted, nwanted, matches, start, sc->i);
-        skip_space(sc);
-        if (sc->i < sc->n && sc->s[sc->i] == ',') {
-            sc->i++;
+            record_members(wanted, nwanted, matches, start, i);
+        i = skip_space(sc, i);
+        if (i < sc->n && s[i] == ',') {
+            i++;
             continue;
         }
-        if (sc->i < sc->n && sc->s[sc->i] == close) {
-            sc->i++;
+        if (i < sc->n && s[i] == close) {
             sc->depth--;
-            return 0;
+            return i + 1;
         }
-        return scan_expected(sc, object ? "expected ',' or '}'" : "expected ',' or ']'");
+        return scan_expected(sc, i, object ? "expected ',' or '}'" : "expected ',' or ']'");
     }
 }
 
-static int scan_value(scanner *sc)
+static size_t scan_value(scanner *sc, size_t i)
 {
-    if (sc->i >= sc->n)
-        return scan_expected(sc, "expected a value");
-    switch (sc->s[sc->i]) {
-    case '{': return scan_container(sc, 1, NULL, 0);
-    case '[': return scan_container(sc, 0, NULL, 0);
-    case '"': return scan_string(sc);
-    case 't': return scan_literal(sc, "true");
-    case 'f': return scan_literal(sc, "false");
-    case 'n': return scan_literal(sc, "null");
-    default:
-        if (sc->s[sc->i] == '-' || (sc->s[sc->i] >= '0' && sc->s[sc->i] <= '9'))
-            return scan_number(sc);
-        return scan_fail(sc, sc->i, "expected a value");
+    if (i >= sc->n)
+        return scan_expected(sc, i, "expected a value");
+    switch (sc->s[i]) {
+    case '"': return scan_string(sc, i);
+    case '{': case '[': return scan_container(sc, i, NULL, 0);
+    case 't': return scan_literal(sc, i, "true", 4);
+    case 'f': return scan_literal(sc, i, "false", 5);
+    case 'n': return scan_literal(sc, i, "null", 4);
+    case '-': case '0': case '1': case '2': case '3': case '4':
+    case '5': case '6': case '7': case '8': case '9':
+        return scan_number(sc, i);
+    default: return scan_fail(sc, i, "expected a value");
     }
-}
-
-/* Scans the whole text as one object; 0, or -1 with sc->why and sc->err_at set. */
-static int scan_document(scanner *sc, ek_json_member *wanted, int nwanted)
-{
-    if (scan_container(sc, 1, wanted, nwanted) != 0)
-        return -1;
-    skip_space(sc);
-    if (sc->i < sc->n)
-        return scan_fail(sc, sc->i, "unexpected text after the document");
-    return 0;
 }
 
 int ek_json_members(const char *text, size_t n, ek_json_member *members, int nmembers,
                     char *err, size_t errlen)
 {
     scanner sc;
+    size_t i;
     int w;
 
     for (w = 0; w < nmembers; w++) {
@@ -882,12 +925,15 @@ int ek_json_members(const char *text, size_t n, ek_json_member *members, int nme
     memset(&sc, 0, sizeof sc);
     sc.s = (const unsigned char *)text;
     sc.n = n;
-    skip_space(&sc);
-    if (sc.i >= n || sc.s[sc.i] != '{') {
+    i = skip_space(&sc, 0);
+    if (i >= n || sc.s[i] != '{') {
         snprintf(err, errlen, "not a JSON object");
         return -1;
     }
-    if (scan_document(&sc, members, nmembers) != 0) {
+    i = scan_container(&sc, i, members, nmembers);
+    if (i != SCAN_FAILED && (i = skip_space(&sc, i)) < n)
+        i = scan_fail(&sc, i, "unexpected text after the document");
+    if (i == SCAN_FAILED) {
         snprintf(err, errlen, "invalid JSON at byte %lu: %s", (unsigned long)sc.err_at + 1, sc.why);
         return -1;
     }
