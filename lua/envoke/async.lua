@@ -259,9 +259,10 @@ end
 function Engine:run(plan)
   local client, transport = self.client, self.transport
   local bucket, logger = client.bucket, client.logger
-  -- The handle (attempts, clock) is made only when something needs it:
-  -- a retry policy, a logger, or a failure.
-  local handle = (logger or client.retry) and { plan = plan, attempts = 0 }
+  -- The handle settle() reads is made only for a logger or a failure; until
+  -- then the retry budget's start (max_elapsed counts from the first send) is a local.
+  local handle = logger and { plan = plan, attempts = 0 }
+  local started = not logger and client.retry and core.now() or nil
   while true do
     if bucket then
       local wait = bucket:reserve(core.now())
@@ -279,7 +280,7 @@ function Engine:run(plan)
       if done then return done(plan, data) end
       return data
     end
-    handle = handle or { plan = plan, attempts = 1 }
+    handle = handle or { plan = plan, attempts = 1, started = started }
     local wait = settle(self, handle, status, data, err)
     if not wait then return handle.result, handle.err end
     client.sleep(wait * 1000)
