@@ -44,11 +44,16 @@ local fields_of
 -- module's other functions (new, plan, ...) are not reachable from a contact.
 local METHODS = {}
 
+local NO_CHANGES = {}
+
 function mt.__index(self, key)
   local method = METHODS[key]
   if method ~= nil then return method end
-  local pending = self[CHANGES][key]
-  if pending ~= nil and type(pending) ~= "table" then return pending end
+  local changes = self[CHANGES]
+  if changes then
+    local change = changes[key]
+    if change ~= nil and type(change) ~= "table" then return change end
+  end
   return fields_of(self)[key]
 end
 
@@ -100,16 +105,19 @@ end
 local MAX_ID = 4294967295
 local math_type = math.type
 
+-- Whether v is an id as normalized (an integer on 5.3+), checked without a call into the schema.
+local is_id
+if math_type then
+  function is_id(v) return math_type(v) == "integer" and v >= 1 and v <= MAX_ID end
+else
+  function is_id(v) return type(v) == "number" and v >= 1 and v <= MAX_ID and v % 1 == 0 end
+end
+
 local function request_id(self, caller)
   local id = self[ID]
   if id then return id end
   id = fields_of(self).id
-  if id == nil then return nil end
-  -- The usual case, an id already normalized (an integer on 5.3+), without a call.
-  if type(id) == "number" and id >= 1 and id <= MAX_ID and (math_type and math_type(id) == "integer"
-      or not math_type and id % 1 == 0) then
-    return id
-  end
+  if id == nil or is_id(id) then return id end
   local n = schema.normalize("id", id)
   if n then return n end
   return nil, errors.new("protocol", { sent = false, message =
@@ -120,7 +128,7 @@ end
 -- Every slot is there from the start: a save that fills SENT, RAW and ID then
 -- writes into the table as made instead of growing it (a rehash per save).
 local function blank(client, fields, id)
-  return setmetatable({ [CLIENT] = client, [FIELDS] = fields, [CHANGES] = {}, [CLEAR] = false,
+  return setmetatable({ [CLIENT] = client, [FIELDS] = fields, [CHANGES] = false, [CLEAR] = false,
                         [SENT] = false, [RAW] = false, [ID] = id or false }, mt)
 end
 
@@ -128,7 +136,7 @@ end
 -- an export or from another contact's fields() keeps them and never sends them.
 -- The id is checked all the same: a request's path is made from it.
 local function owned_id(v)
-  if math_type and math_type(v) == "integer" and v >= 1 and v <= MAX_ID then return v end
+  if is_id(v) then return v end
   if v == "" then return nil end
   local id, problem = schema.normalize("id", v)
   if not id then fail("contact field 'id' %s", problem) end
@@ -144,10 +152,20 @@ local function owned_fields(fields)
   return { id = id }, id
 end
 
+-- The pending changes, made at the first one: a contact read or just saved
+-- often gets none (CHANGES is false until then).
+local function pending(self)
+  local changes = self[CHANGES]
+  if changes then return changes end
+  changes = {}
+  self[CHANGES] = changes
+  return changes
+end
+
 -- A status only Envoke sets (Expired, a spam report) read back from Envoke is
 -- kept as read: it cannot be sent, and neither can the record it belongs to.
 local function keep_envoke_consent(self)
-  local changes = self[CHANGES]
+  local changes = pending(self)
   local status = schema.consent.canonical(changes.consent_status)
   if status and schema.consent.envoke_only[status] then
     local fields = self[FIELDS]
@@ -178,7 +196,7 @@ function Contact.new(client, fields)
     end
   end
   if envoke_status then
-    self[CHANGES].consent_status = envoke_status
+    pending(self).consent_status = envoke_status
     keep_envoke_consent(self)
   end
   return self
@@ -196,19 +214,10 @@ local function absorb(self, data)
   self[SENT] = false
   self[RAW] = false
   self[ID] = false
-  self[CHANGES] = {}
+  self[CHANGES] = false
   self[CLEAR] = false
 end
 
--- The same, from the raw JSON of a contact; `id` when the request named it.
-local function absorb_raw(self, raw, id, sent)
-  self[SENT] = sent or false
-  self[FIELDS] = false
-  self[RAW] = raw
-  self[ID] = id or false
-  self[CHANGES] = {}
-  self[CLEAR] = false
-end
 
 -- With the client's `on_overlong = "truncate"`, a text longer than its field
 -- allows is cut to the limit (the logger is told) instead of refused.
@@ -236,10 +245,10 @@ end
 
 -- Merges a map of name-or-id -> action into the pending changes of a field.
 local function merge_actions(self, field, map)
-  local changes = self[CHANGES]
-  local pending = changes[field] or {}
-  for k, action in pairs(map) do pending[k] = action end
-  changes[field] = pending
+  local changes = pending(self)
+  local actions = changes[field] or {}
+  for k, action in pairs(map) do actions[k] = action end
+  changes[field] = actions
 end
 
 --- Sets one field, or several from a table: `c:set("city", "Toronto")`, `c:set{ city = "Toronto" }`.
@@ -251,7 +260,10 @@ end
 function Contact:set(name, value)
   local max = PLAIN_TEXT[name]
   if max and type(value) == "string" and #value <= max and is_ascii(value) then
-    if value ~= "" then self[CHANGES][name] = value end
+    if value == "" then return self end
+    local changes = self[CHANGES]
+    -- The first change makes the table with its key in (growing an empty table costs a resize).
+    if changes then changes[name] = value else self[CHANGES] = { [name] = value } end
     return self
   end
   if type(name) == "table" and value == nil then
@@ -271,7 +283,7 @@ function Contact:set(name, value)
   elseif spec.type == "custom_fields" then
     for k, fv in pairs(v) do self:custom_field(k, fv) end
   elseif v ~= "" then
-    self[CHANGES][name] = v
+    pending(self)[name] = v
   end
   return self
 end
@@ -289,11 +301,11 @@ function Contact:clear(name)
   end
   local custom = name:match("^custom_fields%.(.+)$")
   if custom then
-    local changes = self[CHANGES]
+    local changes = pending(self)
     changes.custom_fields = changes.custom_fields or {}
     changes.custom_fields[custom] = ""
   else
-    self[CHANGES][name] = ""
+    pending(self)[name] = ""
   end
   self[CLEAR] = true
   return self
@@ -351,7 +363,7 @@ function Contact:custom_field(name, value)
   if not schema.utf8_len(name) then fail("custom field name is not valid UTF-8") end
   local v = check("custom_fields." .. name, value, self)
   if v ~= "" then
-    local changes = self[CHANGES]
+    local changes = pending(self)
     changes.custom_fields = changes.custom_fields or {}
     changes.custom_fields[name] = v
   end
@@ -367,7 +379,7 @@ end
 -- @return self
 function Contact:consent(status, description, opts)
   local spelled = check("consent_status", status)
-  local changes = self[CHANGES]
+  local changes = pending(self)
   if schema.consent.sendable[schema.consent.canonical(spelled)] and (description == nil or description == "") then
     fail("consent '%s' needs a description (required for every sendable status)", spelled)
   end
@@ -392,7 +404,7 @@ end
 -- @treturn table field -> value
 function Contact:changes()
   local out = {}
-  for k, v in pairs(self[CHANGES]) do
+  for k, v in pairs(self[CHANGES] or NO_CHANGES) do
     if type(v) == "table" then
       local copy = {}
       for ck, cv in pairs(v) do copy[ck] = cv end
@@ -454,9 +466,12 @@ local function validation(message)
 end
 
 -- Takes in the result_data of a write envelope (its raw JSON, see Client:outcome).
+-- As absorb, from the raw JSON of a contact; the id is kept when the request named it.
 local function finish_write(plan, raw)
-  absorb_raw(plan.contact, raw, plan.id, plan.body)
-  return plan.contact
+  local self = plan.contact
+  self[SENT], self[FIELDS], self[RAW], self[ID] = plan.body or false, false, raw, plan.id or false
+  self[CHANGES], self[CLEAR] = false, false
+  return self
 end
 
 local function finish_delete()
@@ -517,11 +532,11 @@ end
 local NO_PARAMS = {}
 
 -- The body of a write and its query parameters; nil when nothing changed.
--- The pending changes are the body itself: a success replaces them with a
--- fresh table, a failure keeps them for the next try.
+-- The pending changes are the body itself: a success drops them (the next
+-- change makes a fresh table), a failure keeps them for the next try.
 local function request_parts(self)
   local changes = self[CHANGES]
-  if next(changes) == nil then return nil end
+  if not changes or next(changes) == nil then return nil end
   -- Only the consent fields have rules across fields.
   if changes.consent_status or changes.consent_effective_date then check_request(changes) end
   if self[CLEAR] then return changes, { write_empty_values = 1 } end

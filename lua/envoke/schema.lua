@@ -141,6 +141,15 @@ if utf8 and utf8.len then
   -- One character per byte is every byte below 128; utf8.len (5.3+) is a
   -- plain C loop, cheaper than a pattern.
   function is_ascii(s) return ulen(s) == #s end
+elseif jit then
+  local byte = string.byte
+  -- LuaJIT compiles a loop over the bytes; a pattern would end the trace.
+  function is_ascii(s)
+    for i = 1, #s do
+      if byte(s, i) > 127 then return false end
+    end
+    return true
+  end
 else
   -- NUL is left to utf8_len's loop: a class range starting at \0 is malformed in LuaJIT.
   function is_ascii(s) return s:find("^[\1-\127]*$") ~= nil end
