@@ -134,23 +134,15 @@ end
 
 -- Fields the server owns (read-only) are taken as read: a contact made from
 -- an export or from another contact's fields() keeps them and never sends them.
--- The id is checked all the same: a request's path is made from it.
+-- The id is checked all the same (a request's path is made from it): this
+-- normalizes one given in another form than an integer, e.g. a string.
 local function owned_id(v)
-  if is_id(v) then return v end
   if v == "" then return nil end
   local id, problem = schema.normalize("id", v)
   if not id then fail("contact field 'id' %s", problem) end
   return id
 end
 
--- The fields a new contact starts from, and its id: the id goes in as the
--- table is made (a table grown by its first key costs a resize).
-local function owned_fields(fields)
-  local id = fields.id
-  if id == nil then return {} end
-  id = owned_id(id)
-  return { id = id }, id
-end
 
 -- The pending changes, made at the first one: a contact read or just saved
 -- often gets none (CHANGES is false until then).
@@ -183,7 +175,10 @@ end
 function Contact.new(client, fields)
   if fields == nil then return blank(client, {}) end
   if type(fields) ~= "table" then fail("contact fields must be a table, got %s", type(fields)) end
-  local self = blank(client, owned_fields(fields))
+  local id = fields.id
+  if id ~= nil and not is_id(id) then id = owned_id(id) end
+  -- The id goes in as the table is made (a table grown by its first key costs a resize).
+  local self = blank(client, id ~= nil and { id = id } or {}, id)
   local envoke_status
   for k, v in pairs(fields) do
     local spec = FIELD_SPECS[k]
