@@ -143,7 +143,6 @@ local function owned_id(v)
   return id
 end
 
-
 -- The pending changes, made at the first one: a contact read or just saved
 -- often gets none (CHANGES is false until then).
 local function pending(self)
@@ -175,15 +174,21 @@ end
 function Contact.new(client, fields)
   if fields == nil then return blank(client, {}) end
   if type(fields) ~= "table" then fail("contact fields must be a table, got %s", type(fields)) end
-  local id = fields.id
-  if id ~= nil and not is_id(id) then id = owned_id(id) end
   -- The id goes in as the table is made (a table grown by its first key costs a resize).
+  local given_id = rawget(fields, "id") -- as pairs below sees it, but for a __pairs
+  local id = given_id
+  if id ~= nil and not is_id(id) then id = owned_id(id) end
   local self = blank(client, id ~= nil and { id = id } or {}, id)
   local envoke_status
   for k, v in pairs(fields) do
     local spec = FIELD_SPECS[k]
     if spec and spec.readonly then
-      if k ~= "id" then self[FIELDS][k] = v end -- the id is in already
+      if k ~= "id" then
+        self[FIELDS][k] = v
+      elseif v ~= given_id then -- a __pairs that yields another id than the table holds
+        id = is_id(v) and v or owned_id(v)
+        self[FIELDS].id, self[ID] = id, id or false
+      end
     elseif k == "consent_status" and schema.consent.envoke_only[schema.consent.canonical(v) or ""] then
       envoke_status = v
     else
@@ -212,7 +217,6 @@ local function absorb(self, data)
   self[CHANGES] = false
   self[CLEAR] = false
 end
-
 
 -- With the client's `on_overlong = "truncate"`, a text longer than its field
 -- allows is cut to the limit (the logger is told) instead of refused.

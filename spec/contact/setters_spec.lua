@@ -75,6 +75,20 @@ describe("contact setters", function()
     raises("contact field 'city' is not valid UTF%-8", function() c:set("city", "\255") end)
   end)
 
+  it("take the fields a table's pairs yields, as given", function()
+    local defaults = setmetatable({ city = "Toronto" }, { __index = { id = 7 } })
+    local from_defaults = client:contact(defaults)
+    assert.is_nil(from_defaults.id) -- pairs never sees an inherited id
+    assert.are.equal("Toronto", from_defaults.city)
+    local backing = { id = "42", external_id = "x-1" }
+    local proxy = setmetatable({}, { __pairs = function() return next, backing, nil end })
+    local from_proxy = client:contact(proxy)
+    if from_proxy.external_id then -- this Lua honours __pairs
+      assert.are.equal(42, from_proxy.id)
+      assert.are.equal("/v1/contacts/42", require("envoke.contact").plan(from_proxy:set("city", "Oslo"), "save").path)
+    end
+  end)
+
   it("judge text at the edges of plain ASCII as the schema does", function()
     c:set("city", ("x"):rep(20)):set("province", "a\0b"):set("country", "")
     assert.are.same({ city = ("x"):rep(20), province = "a\0b" }, c:changes())
