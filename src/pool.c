@@ -1307,7 +1307,7 @@ static void free_string_options(ek_pool *p)
 static void free_default_lists(ek_pool *p)
 {
     int i;
-    for (i = 0; i < 3; i++) {
+    for (i = BODY_NONE; i <= BODY_LARGE; i++) {
         curl_slist_free_all(p->default_lists[i]);
         p->default_lists[i] = NULL;
     }

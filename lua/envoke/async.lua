@@ -243,10 +243,6 @@ end
 -- `checked`: the transport has already found a good write envelope and `raw` is its result_data.
 function Engine:complete(handle, status, raw, headers, checked)
   local plan = handle.plan
-  if checked and not self.client.logger then -- a good write's answer: nothing to log or retry
-    if plan.finish then handle.result, handle.err = finish_plan(plan, raw) else handle.result = raw end
-    return finish(self, handle)
-  end
   local data, err = raw, nil
   if not checked then data, err = self.client:outcome(status, raw, headers, plan.envelope, plan.expect) end
   local wait = settle(self, handle, status, data, err)

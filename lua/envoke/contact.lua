@@ -127,9 +127,9 @@ end
 
 -- Every slot is there from the start: a save that fills SENT, RAW and ID then
 -- writes into the table as made instead of growing it (a rehash per save).
-local function blank(client, fields, id)
+local function blank(client, fields)
   return setmetatable({ [CLIENT] = client, [FIELDS] = fields, [CHANGES] = false, [CLEAR] = false,
-                        [SENT] = false, [RAW] = false, [ID] = id or false }, mt)
+                        [SENT] = false, [RAW] = false, [ID] = false }, mt)
 end
 
 -- Fields the server owns (read-only) are taken as read: a contact made from
@@ -153,6 +153,13 @@ local function pending(self)
   return changes
 end
 
+-- Records one pending change; the first makes the table with its key in
+-- (growing an empty table by a key costs a resize).
+local function put(self, name, value)
+  local changes = self[CHANGES]
+  if changes then changes[name] = value else self[CHANGES] = { [name] = value } end
+end
+
 -- A status only Envoke sets (Expired, a spam report) read back from Envoke is
 -- kept as read: it cannot be sent, and neither can the record it belongs to.
 local function keep_envoke_consent(self)
@@ -174,21 +181,17 @@ end
 function Contact.new(client, fields)
   if fields == nil then return blank(client, {}) end
   if type(fields) ~= "table" then fail("contact fields must be a table, got %s", type(fields)) end
-  -- The id goes in as the table is made (a table grown by its first key costs a resize).
-  local given_id = rawget(fields, "id") -- as pairs below sees it, but for a __pairs
-  local id = given_id
-  if id ~= nil and not is_id(id) then id = owned_id(id) end
-  local self = blank(client, id ~= nil and { id = id } or {}, id)
+  -- Room for the id a contact is usually made with (a table grown by its first key costs a resize).
+  local self = blank(client, { id = nil })
   local envoke_status
   for k, v in pairs(fields) do
     local spec = FIELD_SPECS[k]
     if spec and spec.readonly then
-      if k ~= "id" then
-        self[FIELDS][k] = v
-      elseif v ~= given_id then -- a __pairs that yields another id than the table holds
-        id = is_id(v) and v or owned_id(v)
-        self[FIELDS].id, self[ID] = id, id or false
+      if k == "id" then
+        v = is_id(v) and v or owned_id(v)
+        self[ID] = v or false
       end
+      self[FIELDS][k] = v
     elseif k == "consent_status" and schema.consent.envoke_only[schema.consent.canonical(v) or ""] then
       envoke_status = v
     else
@@ -196,7 +199,7 @@ function Contact.new(client, fields)
     end
   end
   if envoke_status then
-    pending(self).consent_status = envoke_status
+    put(self, "consent_status", envoke_status)
     keep_envoke_consent(self)
   end
   return self
@@ -259,10 +262,7 @@ end
 function Contact:set(name, value)
   local max = PLAIN_TEXT[name]
   if max and type(value) == "string" and #value <= max and is_ascii(value) then
-    if value == "" then return self end
-    local changes = self[CHANGES]
-    -- The first change makes the table with its key in (growing an empty table costs a resize).
-    if changes then changes[name] = value else self[CHANGES] = { [name] = value } end
+    if value ~= "" then put(self, name, value) end
     return self
   end
   if type(name) == "table" and value == nil then
@@ -282,7 +282,7 @@ function Contact:set(name, value)
   elseif spec.type == "custom_fields" then
     for k, fv in pairs(v) do self:custom_field(k, fv) end
   elseif v ~= "" then
-    pending(self)[name] = v
+    put(self, name, v)
   end
   return self
 end
@@ -304,7 +304,7 @@ function Contact:clear(name)
     changes.custom_fields = changes.custom_fields or {}
     changes.custom_fields[custom] = ""
   else
-    pending(self)[name] = ""
+    put(self, name, "")
   end
   self[CLEAR] = true
   return self
@@ -557,7 +557,7 @@ end
 local plans = {}
 
 function plans.save(self, opts)
-  opts = opts ~= nil and check_opts(opts, "save") or NO_OPTIONS
+  opts = check_opts(opts, "save")
   local body, params = request_parts(self)
   if not body then return nil, self end
   local id, bad = request_id(self, "save")
