@@ -1,4 +1,4 @@
 -- luacheck settings for the whole repository.
 std = "max"
 files["spec"] = { std = "+busted" }
-files["examples/sandbox_spec.lua"] = { std = "+busted" }
+files["examples/unit_test_spec.lua"] = { std = "+busted" }

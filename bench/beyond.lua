@@ -63,7 +63,7 @@ resources.attach = attach
 local inserts = math.max(100, math.floor(N / 10))
 local function insert_all(with_hooks)
   local sb = Sandbox.new{ deliver = function() return 200 end }
-  local c = envoke.new{ transport = "sandbox", sandbox = { server = sb } }
+  local c = envoke.new{ transport = "in_process", sandbox = { server = sb } }
   if with_hooks then
     assert(c.hooks:create{ type = "new_contact", url = "http://127.0.0.1:9/a" })
     assert(c.hooks:create{ type = "api_submission", url = "http://127.0.0.1:9/b" })
@@ -73,7 +73,7 @@ end
 pair("sandbox-hooks x" .. inserts, function() insert_all(true) end, function() insert_all(false) end)
 
 local sb = Sandbox.new()
-local c = envoke.new{ transport = "sandbox", sandbox = { server = sb } }
+local c = envoke.new{ transport = "in_process", sandbox = { server = sb } }
 local tag = assert(c.tags:create{ name = "Bench" })
 local ids = {}
 for i = 1, 2500 do ids[i] = i end

@@ -11,6 +11,7 @@ local errors = require "envoke.errors"
 local query = require "envoke.query"
 local retry = require "envoke.retry"
 local schema = require "envoke.schema"
+local contract = require "envoke.transport.contract"
 
 local Client = {}
 Client.__index = Client
@@ -29,8 +30,9 @@ local OPTIONS = {
   on_overlong = "string",
 }
 
-local TRANSPORTS = { curl = "envoke.transport.curl", sandbox = "envoke.transport.sandbox",
+local TRANSPORTS = { curl = "envoke.transport.curl", in_process = "envoke.transport.in_process",
                      ngx = "envoke.transport.ngx", haproxy = "envoke.transport.haproxy" }
+TRANSPORTS.sandbox = TRANSPORTS.in_process -- deprecated: 0.1.0's name
 
 -- Inside nginx every request must go through cosockets: a blocking libcurl
 -- call would stall every request the worker serves. Inside HAProxy the same
@@ -89,7 +91,7 @@ end
 
 -- Without credentials every call would fail with a 401: say so at once.
 local function check_credentials(s, transport)
-  if s.token or transport == "sandbox" or type(transport) == "table" then return end
+  if s.token or TRANSPORTS[transport] == TRANSPORTS.in_process or type(transport) == "table" then return end
   if not s.api_id or not s.api_key then
     raise("envoke.new: no credentials: give api_id and api_key (or token), or set ENVOKE_API_ID and"
       .. " ENVOKE_API_KEY in the environment (missing: %s)", not s.api_id and "api_id" or "api_key")
@@ -97,7 +99,7 @@ local function check_credentials(s, transport)
 end
 
 local function secrets_of(s)
-  local basic = s.api_id and require("envoke.sandbox.auth").base64_encode(s.api_id .. ":" .. (s.api_key or ""))
+  local basic = s.api_id and contract.base64_encode(s.api_id .. ":" .. (s.api_key or ""))
   return { s.api_key, s.token, basic }
 end
 
@@ -111,9 +113,9 @@ end
 --   `proxy`, `user_agent`, `verify` (true), `max_body` (bytes);
 --   `logger`: `function(event)` called for every request and outcome, secrets never included;
 --   `transport`: `"curl"` (the default outside nginx), `"ngx"` (cosockets; the default inside nginx),
---     `"haproxy"` (core.tcp; the default inside HAProxy), `"sandbox"` (in-process, no server),
---     or a transport object;
---   `sandbox`: options for the in-process sandbox (`catalogue`, `clock`);
+--     `"haproxy"` (core.tcp; the default inside HAProxy),
+--     `"in_process"` (an in-process sandbox, no server, no network), or a transport object;
+--   `sandbox`: options for the in-process transport's sandbox (`server`, to share one; or `catalogue`, `clock`);
 --   `retries`: how many times to retry a failure that allows it (default 3, 0 = off),
 --     or `{ max, base_delay, max_delay, max_elapsed, max_retry_after }` in seconds (see `envoke.retry`);
 --   `rate_limit`: at most this many requests per second, for everything the client sends;
@@ -132,7 +134,7 @@ function Client.new(opts)
   local settings = settings_of(opts)
   local transport = opts.transport or default_transport()
   if type(transport) == "string" and not TRANSPORTS[transport] then
-    raise("envoke.new: option 'transport' must be 'curl', 'ngx', 'haproxy' or 'sandbox', got '%s'", transport)
+    raise("envoke.new: option 'transport' must be 'curl', 'ngx', 'haproxy' or 'in_process', got '%s'", transport)
   end
   local name = transport
   if type(transport) == "string" then

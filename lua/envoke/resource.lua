@@ -3,7 +3,7 @@
 -- one generic namespace whose field rules come from a table
 -- (`envoke.resources` holds the tables), over the client's request pipeline,
 -- so retries, the rate limit, the logger, typed errors and every transport
--- (libcurl, cosockets inside nginx, the in-process sandbox) apply unchanged.
+-- (libcurl, cosockets inside nginx, the in-process transport) apply unchanged.
 --
 --    local tag = assert(client.tags:create{ name = "Attended 2025", group = "Events" })
 --    for t, err in client.tags:each{ filter = { group = "Events" } } do print(t.id, t.name) end

@@ -1,15 +1,15 @@
--- The contact API suite through the in-process sandbox transport (no socket).
+-- The contact API suite through the in-process transport (no socket).
 local envoke = require "envoke"
 local Sandbox = require "envoke.sandbox"
 local cjson = require "cjson"
 local suite = require "contact_suite"
 
-describe("contact API, in-process sandbox", function()
+describe("contact API, in-process transport", function()
   local server = Sandbox.new{ api_id = "sandbox", api_key = "sandbox" }
   suite{
     busted = { describe = describe, it = it, before_each = before_each, assert = assert },
     client = function(opts)
-      local o = { transport = "sandbox", sandbox = { server = server } }
+      local o = { transport = "in_process", sandbox = { server = server } }
       for k, v in pairs(opts or {}) do o[k] = v end
       return envoke.new(o)
     end,

@@ -9,7 +9,7 @@ describe("misuse", function()
   local client, sent
   before_each(function()
     sent = 0
-    client = envoke.new{ transport = "sandbox", logger = function(e)
+    client = envoke.new{ transport = "in_process", logger = function(e)
       if e.event == "request" then sent = sent + 1 end
     end }
   end)
@@ -56,9 +56,9 @@ describe("misuse", function()
   case("poll: timeout_ms must be", function() client:poll(-1) end)
   case("drain: ms must be", function() client:drain("soon") end)
   case("close: unknown option", function() client:close{ drain = 5 } end)
-  case("'rate_limit' must be", function() envoke.new{ transport = "sandbox", rate_limit = 1e-5 } end)
+  case("'rate_limit' must be", function() envoke.new{ transport = "in_process", rate_limit = 1e-5 } end)
   case("unknown option 'timout'", function() envoke.new{ timout = 1 } end)
-  case("unknown retries option 'tries'", function() envoke.new{ transport = "sandbox", retries = { tries = 3 } } end)
+  case("unknown retries option 'tries'", function() envoke.new{ transport = "in_process", retries = { tries = 3 } } end)
   case("use page_size, not limit", function() client:contacts{ limit = 5 } end)
   case("query value at", function() client:list{ filter = { id = { ["$gt"] = 0 / 0 } } } end)
   case("option 'base_url' must be a string", function() core.pool{ base_url = 5 } end)

@@ -35,7 +35,7 @@ for _, reading in ipairs(READINGS) do
       busted = busted,
       settings = reading,
       client = function(opts)
-        local o = { transport = "sandbox", sandbox = { server = server } }
+        local o = { transport = "in_process", sandbox = { server = server } }
         for k, v in pairs(opts or {}) do o[k] = v end
         return envoke.new(o)
       end,
@@ -75,7 +75,7 @@ describe("sandbox settings", function()
   end)
 
   it("serve the .json form of every route", function()
-    local client = envoke.new{ transport = "sandbox" }
+    local client = envoke.new{ transport = "in_process" }
     assert(client:contact{ email = "j@example.com" }:insert())
     local list = assert(client:request("GET", "/v1/contacts.json"))
     assert.are.equal(1, #list)

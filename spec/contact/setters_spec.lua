@@ -199,10 +199,21 @@ describe("contact setters", function()
     raises("envoke.new: unknown option 'timout'", function() envoke.new{ timout = 1 } end)
     raises("envoke.new: option 'timeout' must be a number, got string", function() envoke.new{ timeout = "1" } end)
     raises("envoke.new: option 'timeout' must be from 0 to 86400", function() envoke.new{ timeout = 0 } end)
-    raises("option 'transport' must be 'curl', 'ngx', 'haproxy' or 'sandbox'",
+    raises("option 'transport' must be 'curl', 'ngx', 'haproxy' or 'in_process'",
       function() envoke.new{ transport = "smoke" } end)
     raises("option 'base_url' must start with http", function() envoke.new{ base_url = "ftp://x" } end)
   end)
+
+  -- "sandbox" is the transport's name in 0.1.0; code written for it keeps working.
+  for _, name in ipairs{ "in_process", "sandbox" } do
+    it("take transport = '" .. name .. "': the in-process transport, no credentials needed", function()
+      local in_process = envoke.new{ transport = name }
+      assert.are.equal(require("envoke.transport.in_process"), getmetatable(in_process.transport))
+      assert.is_truthy(in_process:ping())
+      assert.are.equal(1, in_process:contact{ email = "a@example.com" }:insert().id)
+      in_process:close()
+    end)
+  end
 
   it("refuse bad list options", function()
     raises("list: option 'limit' must be an integer from 1 to 100", function() client:list{ limit = 101 } end)

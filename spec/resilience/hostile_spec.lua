@@ -155,7 +155,7 @@ describe("a hostile or broken server", function()
     end)
 
     it("are kept out of every table reachable from a client, whatever the transport", function()
-      for _, transport in ipairs{ "curl", "sandbox" } do
+      for _, transport in ipairs{ "curl", "in_process" } do
         local c = client("echo-secret", { transport = transport })
         assert_clean(transport .. " client", c)
         c:close()

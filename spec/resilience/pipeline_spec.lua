@@ -62,7 +62,7 @@ end)
 describe("the public surface", function()
   local envoke = require "envoke"
   local client
-  before_each(function() client = envoke.new{ transport = "sandbox" } end)
+  before_each(function() client = envoke.new{ transport = "in_process" } end)
 
   it("keeps the contact class's own functions off contact objects", function()
     local c = client:contact{ email = "a@example.com" }

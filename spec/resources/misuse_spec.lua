@@ -11,7 +11,7 @@ describe("resources: misuse raises at the caller's line, nothing sent", function
   local server, client
   before_each(function()
     server = Sandbox.new()
-    client = envoke.new{ transport = "sandbox", sandbox = { server = server } }
+    client = envoke.new{ transport = "in_process", sandbox = { server = server } }
   end)
 
   local function raises(fn, pattern)

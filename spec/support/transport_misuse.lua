@@ -1,7 +1,7 @@
 -- transport_misuse: one misuse table for every transport (the transport
 -- contract, issue 12). `run` calls a transport's `request` and `submit` with
 -- each misuse and returns what happened, as plain data, so that the same
--- table runs in busted (the curl pool, the sandbox transport) and inside
+-- table runs in busted (the curl pool, the in-process transport) and inside
 -- nginx and HAProxy (their transports); spec/transport/contract_spec.lua
 -- compares the outcomes.
 --
@@ -147,7 +147,7 @@ end
 --- The message without a "file:line: " position and an "envoke...: " module prefix.
 function M.normalize(message)
   message = tostring(message):gsub("^[^\n:]+:%d+: ", "")
-  return (message:gsub("^envoke[%w%.]*: ", ""))
+  return (message:gsub("^envoke[%w%._]*: ", ""))
 end
 
 return M

@@ -1,6 +1,6 @@
 -- The transport contract (issue 12): one misuse table
 -- (spec/support/transport_misuse.lua) against every transport's `request`
--- and `submit`: the curl pool (envoke.core, C), the in-process sandbox
+-- and `submit`: the curl pool (envoke.core, C), the in-process
 -- transport, the cosocket transport inside nginx and the HAProxy transport
 -- inside HAProxy. For the same misuse each raises the same reason ("bad
 -- argument #1 to 'request' (unsupported HTTP method 'BREW')"), at the
@@ -113,8 +113,8 @@ describe("the transport contract", function()
     end)
   end)
 
-  describe("the sandbox transport (in-process)", function()
-    local Sandbox = require "envoke.transport.sandbox"
+  describe("the in-process transport", function()
+    local InProcess = require "envoke.transport.in_process"
 
     local function log_of(t)
       local _, body = t:request("GET", "/_sandbox/log")
@@ -122,7 +122,7 @@ describe("the transport contract", function()
     end
 
     it("raises on every misuse of request and submit as the table says, and answers nothing", function()
-      local t, closed = Sandbox.new(settings()), Sandbox.new(settings())
+      local t, closed = InProcess.new(settings()), InProcess.new(settings())
       closed:close()
       assert.are.same({}, mismatches(misuse.run(t, closed)))
       assert.are.equal(0, t:pending())
@@ -130,17 +130,17 @@ describe("the transport contract", function()
     end)
 
     it("accepts and answers what the table accepts", function()
-      local t = Sandbox.new(settings())
+      local t = InProcess.new(settings())
       assert.are.same({}, accepted_problems(misuse.accepted(t)))
       assert.are.same(ACCEPTED, api_paths(log_of(t)))
     end)
 
     it("refuses the same base URLs", function()
-      assert.are.same({}, url_problems(misuse.construct(Sandbox.new, settings())))
+      assert.are.same({}, url_problems(misuse.construct(InProcess.new, settings())))
     end)
 
     it("so a user's test through it raises where production raises (was: no check at all)", function()
-      local client = require("envoke").new{ transport = "sandbox" }
+      local client = require("envoke").new{ transport = "in_process" }
       for _, case in ipairs{ { "BREW", "/v1/settings" }, { "GET", "/v1/a b" }, { "GET", "/v1/settings", "x" } } do
         assert.has_error(function() client.transport:request(case[1], case[2], case[3]) end)
       end
@@ -243,5 +243,18 @@ describe("the transport contract", function()
     assert.truthy(c:find('"lua-envoke/%s libcurl/%s"', 1, true))
     local version = core._VERSION:gsub("%.", "%%.")
     assert.truthy(contract.user_agent("host/1"):find("^lua%-envoke/" .. version .. " host/1$"))
+  end)
+end)
+
+describe("contract.base64_encode (the transports' and the redactor's Basic credential)", function()
+  it("encodes RFC 4648's test vectors and every byte", function()
+    local encode = require("envoke.transport.contract").base64_encode
+    local vectors = { [""] = "", f = "Zg==", fo = "Zm8=", foo = "Zm9v", foob = "Zm9vYg==", fooba = "Zm9vYmE=",
+                      foobar = "Zm9vYmFy", ["\0\255\254"] = "AP/+" }
+    for plain, encoded in pairs(vectors) do assert.are.equal(encoded, encode(plain), plain) end
+    local all = {}
+    for b = 0, 255 do all[#all + 1] = string.char(b) end
+    all = table.concat(all)
+    assert.are.equal(require("envoke.sandbox.auth").base64_decode(encode(all)), all)
   end)
 end)

@@ -22,7 +22,7 @@ describe("sandbox webhook delivery (in-process)", function()
       posted[#posted + 1] = request
       return answer(request, done)
     end }
-    client = envoke.new{ transport = "sandbox", sandbox = { server = server } }
+    client = envoke.new{ transport = "in_process", sandbox = { server = server } }
   end)
 
   local function records(i)
@@ -156,7 +156,7 @@ describe("sandbox webhook delivery (in-process)", function()
 
   it("keeps deliveries waiting, listed, when the host gives no deliver function", function()
     local quiet = Sandbox.new()
-    local c = envoke.new{ transport = "sandbox", sandbox = { server = quiet } }
+    local c = envoke.new{ transport = "in_process", sandbox = { server = quiet } }
     assert(c.hooks:create{ type = "new_contact", url = "http://127.0.0.1:9/none" })
     assert(c:contact{ email = "q@example.com" }:insert())
     local _, _, raw = quiet:handle("GET", "/_sandbox/deliveries", "", {}, "")

@@ -1,5 +1,5 @@
 --- The transport contract, written once for every Lua transport (ngx,
--- haproxy, sandbox): the request checks, the base URL, the defaults and the
+-- haproxy, in_process): the request checks, the base URL, the defaults and the
 -- user agent. The C pool (`envoke.core`) keeps the same rules in C;
 -- spec/transport/contract_spec.lua runs one misuse table against all of them.
 --
@@ -183,6 +183,30 @@ end
 -- @local
 function contract.user_agent(host)
   return "lua-envoke/" .. require("envoke.core")._VERSION .. " " .. host
+end
+
+local BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+--- Standard base64 (with padding), for the Basic credential of the transports
+-- that have no encoder of their host's, and for the client's redactor.
+-- @tparam string s bytes
+-- @treturn string
+-- @local
+function contract.base64_encode(s)
+  local out = {}
+  for i = 1, #s, 3 do
+    local a, b, c = byte(s, i, i + 2)
+    local n = a * 65536 + (b or 0) * 256 + (c or 0)
+    local chars = {}
+    for j = 1, 4 do
+      local k = math.floor(n / 64 ^ (4 - j)) % 64 + 1
+      chars[j] = BASE64:sub(k, k)
+    end
+    if not b then chars[3] = "=" end
+    if not c then chars[4] = "=" end
+    out[#out + 1] = table.concat(chars)
+  end
+  return table.concat(out)
 end
 
 return contract

@@ -250,7 +250,7 @@ function M.new(s)
   if s.via ~= nil and (type(s.via) ~= "string" or s.via == "") then
     error(NAME .. ": option 'via' must be an address string, e.g. '127.0.0.1:8443' or 'abns@envoke'", 3)
   end
-  local c = contract.settings(NAME, s, haproxy_version(), require("envoke.sandbox.auth").base64_encode)
+  local c = contract.settings(NAME, s, haproxy_version(), contract.base64_encode)
   local u = c.url
   local self = setmetatable({}, Transport)
   self.label = u.scheme .. "://" .. u.authority

@@ -1,11 +1,12 @@
--- Your own unit tests against the in-process sandbox: no server, no network.
--- Run with: make && busted examples/sandbox_spec.lua   (the checkout's .busted
+-- Your own unit tests through the in-process transport (an in-process sandbox:
+-- no server, no network).
+-- Run with: make && busted examples/unit_test_spec.lua   (the checkout's .busted
 -- picks lua5.4 and the build/5.4 that `make` makes)
 local envoke = require "envoke"
 
 describe("my CRM sync", function()
   local client
-  before_each(function() client = envoke.new{ transport = "sandbox" } end)
+  before_each(function() client = envoke.new{ transport = "in_process" } end)
 
   it("subscribes a new contact with consent", function()
     local c = assert(client:contact{ email = "unit@example.com" }

@@ -1,17 +1,17 @@
---- An in-process transport: requests go straight to a sandbox server object
+--- The in-process transport: requests go straight to a sandbox server object
 -- (`envoke.sandbox`) in the same Lua state, with no socket at all. For users'
--- unit tests: `envoke.new{ transport = "sandbox" }`.
--- It answers exactly as the HTTP sandbox does, with the same interface as the
+-- unit tests: `envoke.new{ transport = "in_process" }`.
+-- It answers exactly as the sandbox over HTTP does, with the same interface as the
 -- curl transport (`request`, `submit`, `perform`, `finished`, `cancel`, `pending`, `close`),
 -- and raises on exactly what the network transports raise on (`envoke.transport.contract`),
 -- so a test passes only code that also runs in production.
--- @module envoke.transport.sandbox
+-- @module envoke.transport.in_process
 local contract = require "envoke.transport.contract"
 
 local Transport = {}
 Transport.__index = Transport
 
-local NAME = "envoke.transport.sandbox"
+local NAME = "envoke.transport.in_process"
 
 -- Each transport's server and headers, out of any table a caller can walk:
 -- they hold the credentials (weak keys: they go with their transport).
@@ -24,10 +24,9 @@ local private = setmetatable({}, { __mode = "k" })
 function Transport.new(s)
   local o = s.sandbox or {}
   local api_id, api_key = s.api_id or "sandbox", s.api_key or "sandbox"
-  local auth = require("envoke.sandbox.auth")
   -- The options the network transports refuse (a bad base URL, CR or LF in
   -- a credential) raise here too; the URL itself is never used.
-  contract.settings(NAME, s, "sandbox", auth.base64_encode)
+  contract.settings(NAME, s, "in_process", contract.base64_encode)
   local self = setmetatable({}, Transport)
   local server = o.server or require("envoke.sandbox").new{
     api_id = api_id, api_key = api_key, catalogue = o.catalogue, clock = o.clock,
@@ -36,7 +35,7 @@ function Transport.new(s)
   if s.token then
     headers.authorization = "Bearer " .. s.token
   else
-    headers.authorization = auth.basic(api_id, api_key)
+    headers.authorization = "Basic " .. contract.base64_encode(api_id .. ":" .. api_key)
   end
   private[self] = { server = server, headers = headers }
   self.encode = require("envoke.core").json_encode
