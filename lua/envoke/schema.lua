@@ -96,18 +96,8 @@ schema.consent = {
   statuses = STATUSES,
   --- Statuses that allow sending email.
   sendable = set_of { "Express", "Implied - Inquiry", "Implied - Transaction", "Implied: No Expiry" },
-  --- The Implied statuses, which rank among themselves by expiry.
-  implied = set_of { "Implied - Inquiry", "Implied - Transaction", "Implied: No Expiry" },
-  --- Statuses that can never change once reached.
-  spam = set_of { "External Spam Reported", "Envoke Spam Reported" },
   --- Statuses only Envoke sets; a client sending one gets a 400.
   envoke_only = set_of { "Expired", "Envoke Spam Reported" },
-  --- Statuses any contact may move to without `consent_force_downgrade`.
-  always_allowed = set_of { "Revoked", "External Spam Reported" },
-  --- Months until an expiring Implied consent lapses.
-  expiry_months = { ["Implied - Inquiry"] = 6, ["Implied - Transaction"] = 24 },
-  --- What a new contact without a status gets.
-  default = "Not provided",
 }
 
 --- Envoke's spelling of a consent status, matched case-insensitively.
@@ -281,19 +271,6 @@ function schema.time.civil(t)
   local rest = t - days * 86400
   local y, m, d = civil_from_days(days)
   return y, m, d, floor(rest / 3600), floor(rest % 3600 / 60), rest % 60
-end
-
---- The same time of day `n` calendar months later, clamped to the month's
--- last day (Aug 31 + 6 months = Feb 28/29).
--- @local
-function schema.time.add_months(t, n)
-  local y, m, d, hh, mm, ss = schema.time.civil(t)
-  local months = y * 12 + (m - 1) + n
-  y = floor(months / 12)
-  m = months - y * 12 + 1
-  local last = days_in_month(y, m)
-  if d > last then d = last end
-  return schema.time.epoch(y, m, d, hh, mm, ss)
 end
 
 --- RFC 3339 text in UTC, as the API answers it: `2017-10-27T18:19:57+00:00`.
@@ -579,32 +556,6 @@ function schema.changes(value)
     table.sort(list, function(a, b) return a.key < b.key end)
   end
   return list
-end
-
-local TYPE_TEXT = {
-  id = "integer 1..4294967295", string = "string", enum = "one of", consent = "consent status (docs/envoke-api.md §5)",
-  datetime = "RFC 3339 date-time", date = "date yyyy-mm-dd", boolean = "boolean",
-  timestamp = "date-time (RFC 3339 or yyyy-mm-dd hh:mm:ss)",
-  custom_fields = "object: name -> string", interests = "names, or name/id -> Set/Unset",
-  autoresponders = "names, or name/id -> Set/Unset/Dequeue",
-}
-
---- The field reference as a Markdown table, made from `schema.fields`
--- (the README carries it; a spec checks the two agree).
--- @treturn string
-function schema.markdown()
-  local rows = { "| field | type | max characters | notes |", "|---|---|---|---|" }
-  for _, name in ipairs(schema.order) do
-    local f = schema.fields[name]
-    local kind = TYPE_TEXT[f.type]
-    if f.type == "enum" then kind = kind .. " " .. table.concat(f.values, " ") end
-    local notes = {}
-    if f.readonly then notes[#notes + 1] = "read-only" end
-    if f.writeonly then notes[#notes + 1] = "write-only" end
-    if f.format == "email" then notes[#notes + 1] = "an email address" end
-    rows[#rows + 1] = ("| `%s` | %s | %s | %s |"):format(name, kind, f.max or "", table.concat(notes, ", "))
-  end
-  return table.concat(rows, "\n") .. "\n"
 end
 
 return schema

@@ -1,4 +1,4 @@
--- Consent (API.md §5, the seed's consent fields).
+-- Consent (docs/envoke-api.md §5, the seed's consent fields).
 
 local helper = require("spec.sandbox.helper").init(describe, setup, teardown, before_each)
 local schema = require "envoke.schema"
@@ -259,5 +259,16 @@ describe("sandbox consent", function()
         end
       end)
     end)
+  end)
+end)
+
+describe("envoke.sandbox.consent.add_months", function()
+  local consent = require "envoke.sandbox.consent"
+  local t = schema.time
+  it("adds months, clamping to the month's end", function()
+    assert.are.equal("2018-02-28", t.format_date(consent.add_months(t.epoch(2017, 8, 31), 6)))
+    assert.are.equal("2020-02-29", t.format_date(consent.add_months(t.epoch(2019, 8, 31), 6)))
+    assert.are.equal("2019-10-27", t.format_date(consent.add_months(t.epoch(2017, 10, 27), 24)))
+    assert.are.equal("2018-01-15", t.format_date(consent.add_months(t.epoch(2017, 7, 15), 6)))
   end)
 end)

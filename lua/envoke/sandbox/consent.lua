@@ -1,6 +1,7 @@
 --- Consent rules (docs/envoke-api.md §5): expiry, what a contact currently reads as,
--- and whether a requested status change is allowed.
--- The statuses themselves are data in `envoke.schema`.
+-- and whether a requested status change is allowed. The statuses, their
+-- spellings and which ones are sendable are in `envoke.schema`, shared with
+-- the client; the rules here only the server applies.
 -- @module envoke.sandbox.consent
 
 local schema = require "envoke.schema"
@@ -8,18 +9,60 @@ local schema = require "envoke.schema"
 local statuses = schema.consent
 local consent = {}
 
+local function set_of(list)
+  local set = {}
+  for _, v in ipairs(list) do set[v] = true end
+  return set
+end
+
+--- The Implied statuses, which rank among themselves by expiry.
+consent.implied = set_of { "Implied - Inquiry", "Implied - Transaction", "Implied: No Expiry" }
+--- Statuses that can never change once reached.
+consent.spam = set_of { "External Spam Reported", "Envoke Spam Reported" }
+--- Statuses any contact may move to without `consent_force_downgrade`.
+consent.always_allowed = set_of { "Revoked", "External Spam Reported" }
+--- Months until an expiring Implied consent lapses.
+consent.expiry_months = { ["Implied - Inquiry"] = 6, ["Implied - Transaction"] = 24 }
+--- What a new contact without a status gets.
+consent.default = "Not provided"
+
+local floor = math.floor
+
+local function days_in_month(y, m)
+  if m == 2 then
+    local leap = (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0
+    return leap and 29 or 28
+  end
+  return (m == 4 or m == 6 or m == 9 or m == 11) and 30 or 31
+end
+
+--- The same time of day `n` calendar months later, clamped to the month's
+-- last day (Aug 31 + 6 months = Feb 28/29).
+-- @tparam integer t epoch seconds
+-- @tparam integer n months
+-- @treturn integer epoch seconds
+function consent.add_months(t, n)
+  local y, m, d, hh, mm, ss = schema.time.civil(t)
+  local months = y * 12 + (m - 1) + n
+  y = floor(months / 12)
+  m = months - y * 12 + 1
+  local last = days_in_month(y, m)
+  if d > last then d = last end
+  return schema.time.epoch(y, m, d, hh, mm, ss)
+end
+
 --- When a consent given at `effective` (epoch seconds) with `status` lapses.
 -- @treturn integer|nil epoch seconds, or nil when it never expires
 function consent.expires_at(status, effective)
-  local months = statuses.expiry_months[status]
+  local months = consent.expiry_months[status]
   if not months or not effective then return nil end
-  return schema.time.add_months(effective, months)
+  return consent.add_months(effective, months)
 end
 
 --- The status a contact reads as at `now`: an expiring Implied status
 -- whose expiry has passed reads as `Expired` (docs/envoke-api.md §5).
 function consent.effective_status(status, expires, now)
-  if expires and now >= expires and statuses.implied[status] then return "Expired" end
+  if expires and now >= expires and consent.implied[status] then return "Expired" end
   return status
 end
 
@@ -34,10 +77,10 @@ local INFINITY = math.huge
 -- @treturn boolean allowed
 -- @treturn string why not (for the sandbox's own log)
 function consent.change_allowed(current, current_expires, new, new_expires, force)
-  if statuses.spam[current] then
+  if consent.spam[current] then
     return false, "a spam status never changes"
   end
-  if statuses.always_allowed[new] then return true end
+  if consent.always_allowed[new] then return true end
   local was_sendable, is_sendable = statuses.sendable[current], statuses.sendable[new]
   if not was_sendable and is_sendable then return true end
 
@@ -47,7 +90,7 @@ function consent.change_allowed(current, current_expires, new, new_expires, forc
       downgrade = true -- to "Not provided"
     elseif current == "Express" then
       downgrade = new ~= "Express"
-    elseif statuses.implied[new] then
+    elseif consent.implied[new] then
       -- Among Implied statuses the one that lasts longer is better;
       -- "Implied: No Expiry" never expires.
       downgrade = (new_expires or INFINITY) < (current_expires or INFINITY)

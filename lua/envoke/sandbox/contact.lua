@@ -38,7 +38,7 @@ end
 --- A new, empty record (no id yet).
 function contact.new()
   local record = {
-    consent_status = schema.consent.default,
+    consent_status = consent.default,
     consent_description = "",
     custom_fields = {},
     interests = {},

@@ -209,7 +209,7 @@ function contacts.delete(sb, req)
   local record = sb.store:get(id)
   if not record then return response.invalid({ NOT_FOUND }) end
   local status = contact.status(record, sb:now())
-  if status == "Revoked" or schema.consent.spam[status] then
+  if status == "Revoked" or consent.spam[status] then
     return response.invalid({ "A contact whose consent is '" .. status .. "' cannot be deleted" })
   end
   sb.store:delete(id)

@@ -124,7 +124,7 @@ local function load_one(sb, obj, i, errors)
     if v ~= json.null and not skip[k] then load_field(k, v) end
   end
   record.created = record.created or sb:now()
-  if record.consent_status ~= schema.consent.default or effective then
+  if record.consent_status ~= consent.default or effective then
     record.consent_effective = effective or sb:now()
     record.consent_expires = consent.expires_at(record.consent_status, record.consent_effective)
   end

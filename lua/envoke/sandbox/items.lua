@@ -7,6 +7,7 @@
 
 local schema = require "envoke.schema"
 local account = require "envoke.sandbox.account"
+local consent = require "envoke.sandbox.consent"
 local response = require "envoke.sandbox.response"
 local json = require "envoke.sandbox.json"
 
@@ -436,7 +437,7 @@ local function assign(sb, record, entry, add)
   end
   if add and not has then
     local status = require("envoke.sandbox.contact").status(record, sb:now())
-    if entry.kind ~= "interest" and schema.consent.spam[status] then
+    if entry.kind ~= "interest" and consent.spam[status] then
       return "the contact's consent is '" .. status .. "'"
     end
     record.interests[#record.interests + 1] = entry.id
