@@ -31,7 +31,7 @@ build = {
   modules = {
     ["envoke.core"] = {
       sources = {
-        "src/buffer.c", "src/clock.c", "src/core.c", "src/json.c", "src/pool.c", "src/random.c",
+        "src/buffer.c", "src/clock.c", "src/core.c", "src/json_encode.c", "src/pool.c", "src/random.c",
         "src/redact.c", "src/tls.c",
       },
       libraries = { "curl", "ssl", "crypto", "pthread" },
