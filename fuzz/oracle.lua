@@ -27,7 +27,7 @@ end
 ---------------------------------------------------------------- json_encode
 
 -- Whether json_encode must accept v: the rules of the README, written again
--- independently of src/json.c (raw access only, as the encoder never runs
+-- independently of src/json_encode.c (raw access only, as the encoder never runs
 -- Lua code).
 local encodable
 

@@ -75,7 +75,8 @@ int luaopen_envoke_core(lua_State *L)
     lua_pushfstring(L, "lua-envoke/%s libcurl/%s", ENVOKE_VERSION, info->version);
     lua_setfield(L, -2, "user_agent");
 
-    ek_open_json(L);
+    ek_open_json_encode(L);
+    ek_open_json_scan(L);
     ek_open_pool(L);
     ek_open_clock(L);
     ek_open_random(L);

@@ -13,7 +13,8 @@
 /* Pushes a new userdata that owns an empty ek_buffer and frees it when collected. */
 struct ek_buffer *ek_new_scratch(lua_State *L);
 
-void ek_open_json(lua_State *L);
+void ek_open_json_encode(lua_State *L);
+void ek_open_json_scan(lua_State *L);
 void ek_open_pool(lua_State *L);
 void ek_open_clock(lua_State *L);
 void ek_open_random(lua_State *L);

@@ -1,4 +1,7 @@
-/* json.h: JSON encoding of Lua values for request bodies. */
+/*
+ * json.h: the JSON encoder (json_encode.c: Lua values to request bodies) and
+ * the scanner (json_scan.c: response bodies checked without building tables).
+ */
 #ifndef ENVOKE_JSON_H
 #define ENVOKE_JSON_H
 
@@ -39,5 +42,26 @@ typedef struct ek_json_member {
  */
 int ek_json_members(const char *text, size_t n, ek_json_member *members, int nmembers,
                     char *err, size_t errlen);
+
+/* What ek_json_envelope makes of a write's answer. */
+typedef enum ek_json_verdict {
+    EK_ENVELOPE_OK,          /* success exactly true, result_data an object: a successful write */
+    EK_ENVELOPE_INVALID,     /* not one valid JSON object: err says why */
+    EK_ENVELOPE_BAD_SUCCESS, /* success missing, or neither true nor false */
+    EK_ENVELOPE_FALSE,       /* success false: the server refused the write */
+    EK_ENVELOPE_NO_DATA      /* success true, result_data missing or not an object */
+} ek_json_verdict;
+
+/* Where ek_json_envelope puts what it found of each member, in its parts. */
+enum { EK_ENVELOPE_SUCCESS, EK_ENVELOPE_DATA, EK_ENVELOPE_PARTS };
+
+/*
+ * The envelope rule, stated once for the pool and the client: scans text as
+ * ek_json_members does and fills parts[EK_ENVELOPE_SUCCESS] and
+ * parts[EK_ENVELOPE_DATA] with where success and result_data lie. The
+ * verdict tells the cases apart; err is set with EK_ENVELOPE_INVALID only.
+ */
+ek_json_verdict ek_json_envelope(const char *text, size_t n, ek_json_member parts[EK_ENVELOPE_PARTS],
+                                 char *err, size_t errlen);
 
 #endif

@@ -407,24 +407,20 @@ static void push_headers(lua_State *L, ek_request *r)
 }
 
 /*
- * Where result_data lies in r's answer when it is a write's envelope the Lua
- * side would take at once (Client:outcome): valid JSON, success exactly true,
- * result_data an object. 1 and its offset and length, or 0.
+ * Where result_data lies in r's answer when it is a successful write's
+ * envelope (ek_json_envelope, the rule Client:outcome applies too).
+ * 1 and its offset and length, or 0.
  */
 static int envelope_data(const ek_request *r, size_t *start, size_t *len)
 {
-    ek_json_member m[2] = { { "success", 7, 0, 0, 0 }, { "result_data", 11, 0, 0, 0 } };
+    ek_json_member parts[EK_ENVELOPE_PARTS];
     const char *text = r->response.data;
     char err[160];
 
-    if (text == NULL || ek_json_members(text, r->response.len, m, 2, err, sizeof err) != 0)
+    if (text == NULL || ek_json_envelope(text, r->response.len, parts, err, sizeof err) != EK_ENVELOPE_OK)
         return 0;
-    if (!m[0].found || m[0].end - m[0].start != 4 || memcmp(text + m[0].start, "true", 4) != 0)
-        return 0;
-    if (!m[1].found || text[m[1].start] != '{')
-        return 0;
-    *start = m[1].start;
-    *len = m[1].end - m[1].start;
+    *start = parts[EK_ENVELOPE_DATA].start;
+    *len = parts[EK_ENVELOPE_DATA].end - parts[EK_ENVELOPE_DATA].start;
     return 1;
 }
 

@@ -68,6 +68,10 @@ row("core.json_members(envelope, \"success\", \"result_data\")", per_call_us(N, 
   local members = core.json_members
   for _ = 1, n do members(ENVELOPE, "success", "result_data") end
 end))
+row("core.json_envelope(envelope) (the client's check of a write)", per_call_us(N, function(n)
+  local envelope = core.json_envelope
+  for _ = 1, n do envelope(ENVELOPE) end
+end))
 row("core.json_encode{ city = \"Toronto\" }", per_call_us(N, function(n)
   local encode = core.json_encode
   for _ = 1, n do encode{ city = "Toronto" } end
