@@ -14,8 +14,8 @@ describe("envoke.core module", function()
     assert.is_truthy(core.curl_version:match("^%d+%.%d+%.%d+"), core.curl_version)
   end)
 
-  it("has the default user agent lua-envoke/<version> libcurl/<version>", function()
-    assert.are.equal("lua-envoke/0.1.0 libcurl/" .. core.curl_version, core.user_agent)
+  it("has the default user agent lua-envoke/<version>", function()
+    assert.are.equal("lua-envoke/0.1.0", core.user_agent)
   end)
 
   it("has null equal to cjson.null, a light userdata", function()

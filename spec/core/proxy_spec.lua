@@ -74,4 +74,25 @@ describe("proxy", function()
       { http_proxy = "http://127.0.0.1:" .. H.closed_port() })
     H.contains(out, "STATUS 200")
   end)
+
+  -- The pool reads the variables when it is made, by libcurl's own rules.
+  it("takes all_proxy, then ALL_PROXY, when http_proxy is unset", function()
+    H.contains(H.run_child("PROXY_OPTION = nil " .. child, { all_proxy = srv.url }), "STATUS 200")
+    H.contains(H.run_child("PROXY_OPTION = nil " .. child, { ALL_PROXY = srv.url }), "STATUS 200")
+    local closed = "http://127.0.0.1:" .. H.closed_port()
+    H.contains(H.run_child("PROXY_OPTION = nil " .. child, { http_proxy = srv.url, all_proxy = closed }), "STATUS 200")
+  end)
+
+  it("never takes HTTP_PROXY for an http base URL (libcurl's httpoxy rule)", function()
+    H.contains(H.run_child("PROXY_OPTION = nil " .. child, { HTTP_PROXY = srv.url }), "ERR network")
+  end)
+
+  it("goes direct to a host in no_proxy or NO_PROXY, the proxy option's too", function()
+    for _, name in ipairs{ "no_proxy", "NO_PROXY" } do
+      H.contains(H.run_child("PROXY_OPTION = nil " .. child, { http_proxy = srv.url, [name] = "example.invalid" }),
+        "ERR network")
+      H.contains(H.run_child("PROXY_OPTION = " .. string.format("%q", srv.url) .. " " .. child,
+        { [name] = ".invalid" }), "ERR network")
+    end
+  end)
 end)

@@ -149,10 +149,9 @@ local function ms(seconds) return math.floor(seconds * 1000 + 0.5) end
 
 --- The settings every Lua transport reads, checked and with their defaults:
 -- `{ url, timeout_ms, connect_ms, max_body, user_agent, auth }` (`auth`: the
--- Authorization value, or nil). `host` names the host in the user agent
--- ("ngx_lua/0.10.23"); `base64` encodes the Basic credential.
+-- Authorization value, or nil); `base64` encodes the Basic credential.
 -- @local
-function contract.settings(name, s, host, base64)
+function contract.settings(name, s, base64)
   -- These go into header lines as they are: CR or LF would smuggle in headers.
   for _, k in ipairs{ "token", "user_agent", "api_id", "api_key" } do
     if type(s[k]) == "string" and find(s[k], "[\r\n%z]") then
@@ -174,15 +173,9 @@ function contract.settings(name, s, host, base64)
     timeout_ms = ms(s.timeout or contract.TIMEOUT),
     connect_ms = ms(s.connect_timeout or contract.CONNECT_TIMEOUT),
     max_body = max_body,
-    user_agent = s.user_agent or contract.user_agent(host),
+    user_agent = s.user_agent or require("envoke.core").user_agent,
     auth = auth,
   }
-end
-
---- "lua-envoke/0.1.0 HOST", as the C pool's "lua-envoke/0.1.0 libcurl/7.88.1".
--- @local
-function contract.user_agent(host)
-  return "lua-envoke/" .. require("envoke.core")._VERSION .. " " .. host
 end
 
 local BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"

@@ -207,11 +207,6 @@ end
 -- Construction
 -- ------------------------------------------------------------------------
 
-local function haproxy_version()
-  local ok, info = pcall(hap.get_info)
-  return ok and info.Version and ("HAProxy/" .. tostring(info.Version):match("^[%w.]+")) or "HAProxy"
-end
-
 -- Where to connect: the address HAProxy's sockets take, or nil and why not.
 local function route(u, s)
   if s.via then return s.via, nil end
@@ -250,7 +245,7 @@ function M.new(s)
   if s.via ~= nil and (type(s.via) ~= "string" or s.via == "") then
     error(NAME .. ": option 'via' must be an address string, e.g. '127.0.0.1:8443' or 'abns@envoke'", 3)
   end
-  local c = contract.settings(NAME, s, haproxy_version(), contract.base64_encode)
+  local c = contract.settings(NAME, s, contract.base64_encode)
   local u = c.url
   local self = setmetatable({}, Transport)
   self.label = u.scheme .. "://" .. u.authority

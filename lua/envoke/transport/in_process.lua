@@ -26,7 +26,7 @@ function Transport.new(s)
   local api_id, api_key = s.api_id or "sandbox", s.api_key or "sandbox"
   -- The options the network transports refuse (a bad base URL, CR or LF in
   -- a credential) raise here too; the URL itself is never used.
-  contract.settings(NAME, s, "in_process", contract.base64_encode)
+  contract.settings(NAME, s, contract.base64_encode)
   local self = setmetatable({}, Transport)
   local server = o.server or require("envoke.sandbox").new{
     api_id = api_id, api_key = api_key, catalogue = o.catalogue, clock = o.clock,

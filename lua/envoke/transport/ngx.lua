@@ -87,10 +87,6 @@ end
 
 local function ms(seconds) return math.floor(seconds * 1000 + 0.5) end
 
-local function version_text(n)
-  return ("%d.%d.%d"):format(math.floor(n / 1000000), math.floor(n / 1000) % 1000, n % 1000)
-end
-
 -- Unguessable pool names: the credentials' digest is salted per process, so a
 -- pool name seen in a debug log reveals nothing about the key.
 local salt
@@ -118,7 +114,7 @@ function M.new(s)
   if s.proxy and s.proxy ~= "" then
     error("envoke.transport.ngx: option 'proxy' is not supported inside nginx (cosockets connect directly)", 3)
   end
-  local c = contract.settings(NAME, s, "ngx_lua/" .. version_text(ngx.config.ngx_lua_version), ngx.encode_base64)
+  local c = contract.settings(NAME, s, ngx.encode_base64)
   local u = c.url
   local self = setmetatable({}, Transport)
   self.tls = u.scheme == "https"
