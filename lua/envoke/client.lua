@@ -197,7 +197,7 @@ function Client:log(event)
   if not ok then io.stderr:write("envoke: logger failed: ", tostring(problem), "\n") end
 end
 
-local json_members = core.json_members
+local json_envelope = core.json_envelope
 
 --- Turns a transport's answer into decoded JSON or an error.
 -- Shared by blocking and non-blocking calls. With `envelope` (a write), a 2xx
@@ -211,8 +211,8 @@ function Client:outcome(status, raw, headers, envelope, expect)
   if not status then return nil, self.redact(errors.from_transport(raw)) end
   if envelope == true and status >= 200 and status < 300 then
     -- The hot path of every write: a valid envelope saying success with a contact.
-    local valid, success, data = json_members(raw, "success", "result_data")
-    if valid and success == "true" and data and data:byte(1) == 123 then return data end -- "{"
+    local data = json_envelope(raw)
+    if data then return data end
   end
   local data, err
   if status >= 200 and status < 300 then
@@ -228,18 +228,15 @@ local function protocol(status, message, raw)
   return nil, errors.new("protocol", { status = status, message = message, body = raw })
 end
 
--- A write's envelope: `success` must be exactly true or false.
+-- A write's envelope: `success` must be exactly true or false (core.json_envelope,
+-- the rule the pool applies to its envelope argument too).
 local function envelope_outcome(self, status, raw, expect)
-  local valid, success, data = json_members(raw, "success", "result_data")
-  if not valid then return protocol(status, "the response is not JSON: " .. success, raw) end
-  if success == "true" then
-    if data and data:byte(1) == 123 then return data end -- "{"
-    return protocol(status, "the answer has no contact in result_data", raw)
-  end
-  if success ~= "false" then
-    return protocol(status, "the answer's 'success' is " .. (success or "missing") .. ", not true or false", raw)
-  end
-  return nil, errors.from_response(status, self.json.decode(raw), nil, raw, expect)
+  local data, verdict, detail = json_envelope(raw)
+  if data then return data end
+  if verdict == "false" then return nil, errors.from_response(status, self.json.decode(raw), nil, raw, expect) end
+  if verdict == "invalid" then return protocol(status, "the response is not JSON: " .. detail, raw) end
+  if verdict == "result_data" then return protocol(status, "the answer has no contact in result_data", raw) end
+  return protocol(status, "the answer's 'success' is " .. (detail or "missing") .. ", not true or false", raw)
 end
 
 --- A 2xx answer: decoded JSON (never nil or false), or nil, err.
