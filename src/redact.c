@@ -33,7 +33,7 @@ int ek_secrets_add_userinfo(ek_secrets *s, const char *url)
     return 0;
 }
 
-/* True when the "NAME=value" entry names one of the proxy variables, in any case. */
+/* The value of the "NAME=value" entry when NAME is one of the proxy variables (in any case), or NULL. */
 static const char *proxy_value(const char *entry)
 {
     int i;
