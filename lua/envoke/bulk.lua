@@ -27,6 +27,7 @@
 -- flight when the first run died.
 -- @module envoke.bulk
 local core = require "envoke.core"
+local Contact = require "envoke.contact"
 local errors = require "envoke.errors"
 local query = require "envoke.query"
 local retry = require "envoke.retry"
@@ -64,16 +65,16 @@ end
 -- insert again by itself, unseen.
 local CLOSE = { Connection = "close" }
 
--- Whether a failed attempt may have been applied. The server said no to the
--- statuses below 500 and to 503 (unavailable); a request that provably never
--- left was not applied; anything else (a cut connection, a timeout, 500, 502,
--- 504, an unreadable 2xx) may have been.
 -- A success's `unapplied` (see `envoke.contact:unapplied`), worked out only
 -- when read: it needs the answer decoded, which a bulk run otherwise avoids.
 local SUCCESS = { __index = function(r, key)
   if key == "unapplied" and r.contact then return r.contact:unapplied() end
 end }
 
+-- Whether a failed attempt may have been applied. The server said no to the
+-- statuses below 500 and to 503 (unavailable); a request that provably never
+-- left was not applied; anything else (a cut connection, a timeout, 500, 502,
+-- 504, an unreadable 2xx) may have been.
 local function maybe_applied(err)
   local status = err.status
   if status then return not (status < 500 or status == 503) end
@@ -84,15 +85,376 @@ end
 -- Only what an earlier run or a retry can change is retried by a rerun.
 local FOR_GOOD = { validation = true, duplicate = true, not_found = true, protocol = true, too_large = true }
 
--- Calls fn on every item of the list, those appended meanwhile included, then
--- empties it: the loop keeps one list of each kind for the whole run.
-local function each_once(list, fn)
+-- Calls step(run, entry) on every entry of the list, those appended meanwhile
+-- included, then empties it: the run keeps one list of each kind throughout.
+local function each_once(run, list, step)
   local n = 0
   while list[n + 1] ~= nil do
     n = n + 1
-    fn(list[n])
+    step(run, list[n])
   end
   for i = 1, n do list[i] = nil end
+end
+
+-- Seconds since the job's first attempt began (for the retry policy's max_elapsed).
+local function elapsed(job) return (core.now() - job.began) / 1000 end
+
+-- The lookup that settles an ambiguous insert: by remote_id when it has one, else by email.
+local function lookup_plan(job)
+  local body = job.plan.body
+  local name = body.remote_id and body.remote_id ~= "" and "remote_id" or "email"
+  return { method = "GET", idempotent = true, headers = CLOSE, finish = function(_, data) return data end,
+           path = query.path("/v1/contacts", { filter = { [name] = body[name] }, sort = { id = "DESC" },
+                                               limit = 100 }) }
+end
+
+-- Which listed contacts are the insert: every text field sent must match.
+local function matching(list, body)
+  local found, count = nil, 0
+  for _, item in ipairs(list) do
+    local same = type(item) == "table"
+    for k, v in pairs(body) do
+      if same and type(v) == "string" and k ~= "language" and not k:find("^consent_") then
+        local got = item[k]
+        if k == "email" then same = type(got) == "string" and got:lower() == v:lower() else same = got == v end
+      end
+    end
+    if same then found, count = item, count + 1 end
+  end
+  return found, count
+end
+
+local function index(t, k) return t[k] end -- for pcall: an item's __index may raise
+
+-- An item's key for the journal; nil when it has none or reading it raises.
+local function item_key(item, key_name)
+  if type(item) ~= "table" then return nil end
+  local ok, v = pcall(index, item, key_name)
+  return ok and v or nil
+end
+
+-- One run of `bulk.loop`: its state in fields, its steps as methods. The
+-- steps every item takes (pull, prepare, send, arrive, succeed, finish,
+-- report) are the hot path of save_all: pull and report go through a turn's
+-- items in one call, with the fields they need in locals, and the others
+-- are called as Run.step(self, ...), which skips the lookup through __index.
+local Run = {}
+Run.__index = Run
+
+-- Absent options and state are false, not nil: a nil field would be looked
+-- up in Run as well, on every item.
+function Run.new(client, op, items, opts, concurrency, jnl, key_name)
+  local next_item, total
+  if type(items) == "table" then
+    local i = 0
+    total = #items
+    next_item = function() i = i + 1 return items[i] end
+  else
+    next_item, total = items, opts.total
+  end
+  return setmetatable({
+    client = client, op = op, caller = op .. "_all", engine = client:engine(), policy = client.retry or false,
+    is_insert = op == "insert", op_opts = opts.keyfield and { keyfield = opts.keyfield } or false,
+    jnl = jnl or false, key_name = key_name, concurrency = concurrency,
+    keep = opts.results ~= false, keep_contacts = opts.contacts ~= false,
+    on_result = opts.on_result or false, on_progress = opts.on_progress or false,
+    next_item = next_item, total = total,
+    results = {},
+    summary = { total = 0, succeeded = 0, failed = 0, skipped = 0, reconciled = 0, unknown = 0, retried = 0 },
+    started = core.now(),
+    pos = 0, active = 0, done = 0, exhausted = false,
+    to_send = {},  -- jobs to submit at the next turn of the loop
+    waiting = {},  -- jobs waiting for their retry's time (job.due, in ms)
+    arrived = {},  -- handles finished during the last poll (the engine appends them: one list for the run)
+    finished = {}, -- jobs with a final outcome, for the caller's hooks
+    mismatch = false,    -- the error when the input is not the one the journal was written for
+    journal_err = false, -- the journal's first failure to flush
+  }, Run)
+end
+
+-- A final outcome: the caller's hooks see it at the end of this turn.
+function Run:finish(job, r)
+  r.attempts = job.attempts
+  job.result = r
+  local finished = self.finished
+  finished[#finished + 1] = job
+end
+
+function Run:succeed(job, result, reconciled)
+  Run.finish(self, job, setmetatable({ ok = true, contact = result, applied = true,
+                                       reconciled = reconciled or nil, attempts = nil }, SUCCESS))
+end
+
+-- applied: true, false or "unknown"; nil: "unknown" if an earlier attempt may have been applied.
+function Run:fail(job, err, applied)
+  if applied == nil then applied = job.maybe and "unknown" or false end
+  self:finish(job, { ok = false, err = err, contact = job.contact, applied = applied })
+end
+
+-- A job that could not be built or sent: nothing left.
+function Run:refused(job, problem)
+  local kind = self.client.closed and "cancelled" or "validation"
+  self:fail(job, errors.new(kind, { message = errors.reason(problem), sent = false }), false)
+end
+
+-- The job goes out again (phase "write" or "lookup") in wait_ms.
+function Run:later(job, wait_ms, phase)
+  job.phase, job.due = phase, core.now() + wait_ms
+  local waiting = self.waiting
+  waiting[#waiting + 1] = job
+end
+
+-- Pulls items until `concurrency` are under way; those done in an earlier run are skipped.
+function Run:pull()
+  if self.exhausted or self.mismatch then return end
+  local next_item, summary, jnl, prepare = self.next_item, self.summary, self.jnl, Run.prepare
+  local pos, active, concurrency = self.pos, self.active, self.concurrency
+  while active < concurrency do
+    local item = next_item()
+    if item == nil then self.exhausted = true break end
+    pos = pos + 1
+    summary.total = pos
+    local start, key = true, nil
+    if jnl then
+      start, key = self:recall(pos, item)
+      if self.mismatch then break end
+    end
+    if start then
+      active = active + 1
+      -- The fields set later are named (nil) so that the job is made at its final size.
+      prepare(self, { pos = pos, item = item, attempts = 0, key = key, contact = nil, plan = nil, phase = nil,
+                      began = nil, result = nil })
+    end
+  end
+  self.pos, self.active = pos, active
+end
+
+-- With a journal: whether the item at pos is to be started, and its key. A rerun
+-- over other input stops the run; an item done in an earlier run is skipped.
+function Run:recall(pos, item)
+  local jnl, key = self.jnl, item_key(item, self.key_name)
+  local recorded = jnl:key(pos)
+  if recorded and tostring(key or "") ~= recorded then
+    self.mismatch = ("%s: the journal does not match the input: item %d was %s, now %s"):format(self.caller, pos,
+      recorded, tostring(key or "(none)"))
+    return false
+  end
+  if not jnl:done(pos) then return true, key end
+  local summary = self.summary
+  summary.skipped = summary.skipped + 1
+  self.done = self.done + 1
+  if self.keep then self.results[pos] = { skipped = true } end
+  if self.on_progress then self.on_progress(self.done, self.total) end
+  return false
+end
+
+-- Builds the job's contact and request, and queues it for sending (or settles it: nothing to send).
+function Run:prepare(job)
+  local item, built, contact = job.item, true, job.item
+  if getmetatable(item) ~= Contact.metatable then built, contact = pcall(self.client.contact, self.client, item) end
+  if not built then return self:refused(job, contact) end
+  job.contact = contact
+  local planned, plan, result, err = pcall(Contact.plan, contact, self.op, self.op_opts or nil)
+  if not planned then return self:refused(job, plan) end
+  if not plan then
+    if result then return Run.succeed(self, job, contact) end
+    return self:fail(job, err, false)
+  end
+  -- The engine retries only what never left; every other failure comes back here.
+  plan.idempotent = false
+  local is_insert = self.is_insert
+  if is_insert then plan.headers = CLOSE end
+  job.plan = plan
+  if self.policy then job.began = core.now() end -- for max_elapsed, when retries are on
+  if is_insert and self.jnl then self:journal_start(job) end
+  job.phase = job.phase or "write"
+  local to_send = self.to_send
+  to_send[#to_send + 1] = job
+end
+
+-- An insert may leave from now on; one an earlier run may have sent is looked up before inserting.
+function Run:journal_start(job)
+  local jnl = self.jnl
+  if jnl:maybe_sent(job.pos) then
+    job.resumed = true
+    job.phase = "lookup"
+  end
+  jnl:started(job.pos)
+end
+
+-- Submits the job's write, or its lookup; the engine appends the handle to `arrived` when it is done.
+function Run:send(job)
+  local engine, lookup = self.engine, job.phase == "lookup"
+  local sent, handle = pcall(engine.submit, engine, lookup and lookup_plan(job) or job.plan, nil, self.arrived)
+  if not sent then
+    if lookup then return self:fail(job, errors.new("cancelled", { message = errors.reason(handle) }), "unknown") end
+    return self:refused(job, handle)
+  end
+  handle.bulk_job = job
+end
+
+-- A write that failed: retry, reconcile, or report.
+function Run:write_failed(job, err)
+  local maybe = maybe_applied(err)
+  if err.kind == "cancelled" then return self:fail(job, err, (maybe or job.maybe) and "unknown" or false) end
+  if self.is_insert then
+    if maybe or (job.resumed and err.kind == "duplicate") then
+      job.cause = err
+      -- A timed-out request may still be running on the server: give it a moment.
+      return self:later(job, err.kind == "timeout" and 1000 or 0, "lookup")
+    end
+  elseif maybe then
+    job.maybe = true
+  end
+  local policy = self.policy
+  local wait = policy and err.retryable and retry.delay(policy, job.attempts, err, true, elapsed(job))
+  if wait then return self:later(job, wait * 1000, "write") end
+  self:fail(job, err)
+end
+
+-- The lookup of an ambiguous insert answered: found (reconciled), absent (sent again), or unknown.
+function Run:lookup_done(job, data, err)
+  local cause = job.cause or err
+  if err then
+    cause.reconcile_error = tostring(err)
+    return self:fail(job, cause, "unknown")
+  end
+  if type(data) ~= "table" then
+    return self:fail(job, errors.new("protocol", { message = "the lookup answered something other than a list" }),
+                     "unknown")
+  end
+  local item, count = matching(data, job.plan.body)
+  if count > 1 then
+    return self:fail(job, errors.new("duplicate", { message = ("%d contacts match the insert: cannot tell which"
+      .. " one it made"):format(count), sent = true }), "unknown")
+  end
+  if item then
+    return self:succeed(job, Contact.from_server(self.client, item), true)
+  end
+  -- Provably absent: the insert was never applied, sending it is safe.
+  if not job.cause then job.phase = "write" return self:send(job) end
+  local policy = self.policy
+  local wait = policy and retry.delay(policy, job.attempts, { retryable = true, sent = false }, true, elapsed(job))
+  if wait then return self:later(job, wait * 1000, "write") end
+  self:fail(job, cause, false)
+end
+
+-- A handle the engine finished.
+function Run:arrive(handle)
+  local job = handle.bulk_job
+  if job.phase == "lookup" then return self:lookup_done(job, handle.result, handle.err) end
+  job.attempts = job.attempts + handle.attempts
+  if handle.err then return self:write_failed(job, handle.err) end
+  if job.cause then job.cause = nil end
+  Run.succeed(self, job, handle.result)
+end
+
+-- The finished jobs reach the summary, the journal and the caller's hooks, in
+-- one loop: the run's fields are read once a turn, not once a job.
+function Run:report()
+  local finished, summary, jnl, results = self.finished, self.summary, self.jnl, self.results
+  local keep, keep_contacts, on_result, on_progress = self.keep, self.keep_contacts, self.on_result, self.on_progress
+  local total, done = self.total, self.done
+  local n = 0
+  while finished[n + 1] ~= nil do
+    n = n + 1
+    local job = finished[n]
+    local r = job.result
+    done = done + 1
+    if r.ok then
+      summary.succeeded = summary.succeeded + 1
+      if r.reconciled then summary.reconciled = summary.reconciled + 1 end
+    else
+      summary.failed = summary.failed + 1
+      if r.applied == "unknown" then summary.unknown = summary.unknown + 1 end
+    end
+    if r.attempts > 1 then summary.retried = summary.retried + r.attempts - 1 end
+    if jnl then
+      jnl:record(r.ok and "ok" or (r.applied == false and FOR_GOOD[r.err.kind]) and "fail" or "again", job.pos,
+                 job.key, not r.ok and r.err.kind or nil)
+    end
+    if on_result then on_result(job.pos, r, job.item) end
+    if keep then
+      if not keep_contacts then r.contact = nil end
+      results[job.pos] = r
+    end
+    if on_progress then on_progress(done, total) end
+  end
+  for i = 1, n do finished[i] = nil end
+  self.active, self.done = self.active - n, done
+end
+
+-- Connections left idle by earlier calls must not carry an insert (libcurl
+-- would re-send it unseen if the server closed one after applying it):
+-- enough concurrent requests that close their connection use them up first.
+function Run:use_up_idle()
+  local engine, client = self.engine, self.client
+  local sent, back = 0, 0
+  local function answered() back = back + 1 end
+  for _ = 1, self.concurrency + 8 do
+    local ok = pcall(engine.submit, engine, { method = "GET", path = "/v1/settings", idempotent = true,
+                                              headers = CLOSE }, answered)
+    if not ok then break end
+    sent = sent + 1
+  end
+  while back < sent and not client.closed do engine:poll(100) end
+end
+
+-- Sends the waiting jobs whose time has come; returns when the next one is due (nil: none).
+function Run:send_due()
+  local now, still, next_due = core.now(), {}, nil
+  local client = self.client
+  for _, job in ipairs(self.waiting) do
+    if job.due <= now or client.closed then
+      self:send(job)
+    else
+      still[#still + 1] = job
+      if not next_due or job.due < next_due then next_due = job.due end
+    end
+  end
+  self.waiting = still
+  return next_due
+end
+
+-- Nothing to hand over: waits for answers, or until the next retry is due (at most 100 ms).
+function Run:idle(next_due)
+  local wait = next_due and math.max(0, math.min(100, math.floor(next_due - core.now()))) or 100
+  local engine = self.engine
+  if engine.pending > 0 then
+    engine:poll(wait)
+  elseif next_due and wait > 0 then
+    self.client.sleep(wait)
+  end
+end
+
+-- Turns of the loop until every item is accounted for; returns the results and summary (nil, err
+-- when the journal could not be written).
+function Run:drive()
+  local jnl, to_send, arrived, finished = self.jnl, self.to_send, self.arrived, self.finished
+  local send, arrive = Run.send, Run.arrive
+  while true do
+    self:pull()
+    -- The journal has every start before any of them can leave.
+    if jnl and not self.journal_err then
+      local _, err = jnl:flush()
+      self.journal_err = err or false
+    end
+    each_once(self, to_send, send)
+    local next_due
+    if #self.waiting > 0 then next_due = self:send_due() end
+    if #finished == 0 and #arrived == 0 then
+      if self.active == 0 and (self.exhausted or self.mismatch) then break end
+      self:idle(next_due)
+    end
+    each_once(self, arrived, arrive)
+    -- The caller's hooks run here, outside the engine, so their errors reach the caller.
+    self:report()
+  end
+  if self.mismatch then raise(self.mismatch) end
+  if self.journal_err then return nil, self.journal_err end
+  local summary = self.summary
+  summary.elapsed = (core.now() - self.started) / 1000
+  return self.results, summary
 end
 
 --- Runs one operation over every item.
@@ -135,293 +497,12 @@ function bulk.run(client, op, items, opts)
   return results, summary
 end
 
---- The loop of `run`.
+--- The loop of `run`: a run made, driven to its end, its results returned.
 -- @local
 function bulk.loop(client, op, items, opts, concurrency, jnl, key_name)
-  local caller = op .. "_all"
-  local Contact = require "envoke.contact"
-  local engine = client:engine()
-  local keep = opts.results ~= false
-  local keep_contacts = opts.contacts ~= false
-  local policy = client.retry
-  local on_result, on_progress = opts.on_result, opts.on_progress
-  local op_opts = opts.keyfield and { keyfield = opts.keyfield } or nil
-  local is_insert = op == "insert"
-
-  local next_item, total
-  if type(items) == "table" then
-    local i = 0
-    total = #items
-    next_item = function() i = i + 1 return items[i] end
-  else
-    next_item, total = items, opts.total
-  end
-
-  local results = {}
-  local summary = { total = 0, succeeded = 0, failed = 0, skipped = 0, reconciled = 0, unknown = 0, retried = 0 }
-  local started = core.now()
-  local pos, active, done, exhausted = 0, 0, 0, false
-  local to_send = {}   -- jobs to submit at the next turn of the loop
-  local waiting = {}   -- jobs waiting for their retry's time (job.due, in ms)
-  local arrived = {}   -- handles finished during the last poll (the engine appends them: one list for the run)
-  local finished = {}  -- jobs with a final outcome, for the caller's hooks
-  local mismatch       -- set when the input is not the one the journal was written for
-
-  local function finish(job, r)
-    r.attempts = job.attempts
-    job.result = r
-    finished[#finished + 1] = job
-  end
-
-  local function succeed(job, result, reconciled)
-    finish(job, setmetatable({ ok = true, contact = result, applied = true, reconciled = reconciled or nil,
-                               attempts = nil }, SUCCESS))
-  end
-
-  local function fail(job, err, applied)
-    if applied == nil then applied = job.maybe and "unknown" or false end
-    finish(job, { ok = false, err = err, contact = job.contact, applied = applied })
-  end
-
-  local function refused(job, problem)
-    local kind = client.closed and "cancelled" or "validation"
-    fail(job, errors.new(kind, { message = errors.reason(problem), sent = false }), false)
-  end
-
-  local function later(job, wait_ms, phase)
-    job.phase, job.due = phase, core.now() + wait_ms
-    waiting[#waiting + 1] = job
-  end
-
-  local function elapsed(job) return (core.now() - job.began) / 1000 end
-
-  -- The lookup that settles an ambiguous insert: by remote_id when it has one, else by email.
-  local function lookup_plan(job)
-    local body = job.plan.body
-    local name = body.remote_id and body.remote_id ~= "" and "remote_id" or "email"
-    return { method = "GET", idempotent = true, headers = CLOSE, finish = function(_, data) return data end,
-             path = query.path("/v1/contacts", { filter = { [name] = body[name] }, sort = { id = "DESC" },
-                                                 limit = 100 }) }
-  end
-
-  local function prepare(job)
-    local item, built, contact = job.item, true, job.item
-    if getmetatable(item) ~= Contact.metatable then built, contact = pcall(client.contact, client, item) end
-    if not built then return refused(job, contact) end
-    job.contact = contact
-    local planned, plan, result, err = pcall(Contact.plan, contact, op, op_opts)
-    if not planned then return refused(job, plan) end
-    if not plan then
-      if result then return succeed(job, contact) end
-      return fail(job, err, false)
-    end
-    -- The engine retries only what never left; every other failure comes back here.
-    plan.idempotent = false
-    if is_insert then plan.headers = CLOSE end
-    job.plan = plan
-    if policy then job.began = core.now() end -- for max_elapsed, when retries are on
-    if is_insert and jnl then
-      if jnl:maybe_sent(job.pos) then
-        job.resumed = true
-        job.phase = "lookup" -- an earlier run may have sent it: look before inserting
-      end
-      jnl:started(job.pos)
-    end
-    job.phase = job.phase or "write"
-    to_send[#to_send + 1] = job
-  end
-
-  local function send(job)
-    local plan = job.phase == "lookup" and lookup_plan(job) or job.plan
-    local sent, handle = pcall(engine.submit, engine, plan, nil, arrived)
-    if not sent then
-      if job.phase == "lookup" then return fail(job, errors.new("cancelled", { message = errors.reason(handle) }),
-                                                 "unknown") end
-      return refused(job, handle)
-    end
-    handle.bulk_job = job
-  end
-
-  -- A write that failed: retry, reconcile, or report.
-  local function write_failed(job, err)
-    local maybe = maybe_applied(err)
-    if err.kind == "cancelled" then return fail(job, err, (maybe or job.maybe) and "unknown" or false) end
-    if is_insert then
-      if maybe or (job.resumed and err.kind == "duplicate") then
-        job.cause = err
-        -- A timed-out request may still be running on the server: give it a moment.
-        return later(job, err.kind == "timeout" and 1000 or 0, "lookup")
-      end
-    elseif maybe then
-      job.maybe = true
-    end
-    local wait = policy and err.retryable and retry.delay(policy, job.attempts, err, true, elapsed(job))
-    if wait then return later(job, wait * 1000, "write") end
-    fail(job, err)
-  end
-
-  -- Which listed contacts are the insert: every text field sent must match.
-  local function matching(list, body)
-    local found, count = nil, 0
-    for _, item in ipairs(list) do
-      local same = type(item) == "table"
-      for k, v in pairs(body) do
-        if same and type(v) == "string" and k ~= "language" and not k:find("^consent_") then
-          local got = item[k]
-          if k == "email" then same = type(got) == "string" and got:lower() == v:lower() else same = got == v end
-        end
-      end
-      if same then found, count = item, count + 1 end
-    end
-    return found, count
-  end
-
-  local function lookup_done(job, data, err)
-    local cause = job.cause or err
-    if err then
-      cause.reconcile_error = tostring(err)
-      return fail(job, cause, "unknown")
-    end
-    if type(data) ~= "table" then
-      return fail(job, errors.new("protocol", { message = "the lookup answered something other than a list" }),
-                  "unknown")
-    end
-    local item, count = matching(data, job.plan.body)
-    if count > 1 then
-      return fail(job, errors.new("duplicate", { message = ("%d contacts match the insert: cannot tell which"
-        .. " one it made"):format(count), sent = true }), "unknown")
-    end
-    if item then
-      return succeed(job, Contact.from_server(client, item), true)
-    end
-    -- Provably absent: the insert was never applied, sending it is safe.
-    if not job.cause then job.phase = "write" return send(job) end
-    local wait = policy and retry.delay(policy, job.attempts, { retryable = true, sent = false }, true,
-                                        elapsed(job))
-    if wait then return later(job, wait * 1000, "write") end
-    fail(job, cause, false)
-  end
-
-  local function arrive(handle)
-    local job = handle.bulk_job
-    if job.phase == "lookup" then return lookup_done(job, handle.result, handle.err) end
-    job.attempts = job.attempts + handle.attempts
-    if handle.err then return write_failed(job, handle.err) end
-    if job.cause then job.cause = nil end
-    succeed(job, handle.result)
-  end
-
-  local function item_key(item)
-    if type(item) ~= "table" then return nil end
-    local ok, v = pcall(function() return item[key_name] end)
-    return ok and v or nil
-  end
-
-  -- Pulls items until `concurrency` are under way; those done in an earlier run are skipped.
-  local function pull()
-    while not exhausted and not mismatch and active < concurrency do
-      local item = next_item()
-      if item == nil then exhausted = true break end
-      pos = pos + 1
-      summary.total = pos
-      local recorded = jnl and jnl:key(pos)
-      if recorded and tostring(item_key(item) or "") ~= recorded then
-        mismatch = ("%s: the journal does not match the input: item %d was %s, now %s"):format(caller, pos,
-          recorded, tostring(item_key(item) or "(none)"))
-        break
-      end
-      if jnl and jnl:done(pos) then
-        summary.skipped = summary.skipped + 1
-        done = done + 1
-        if keep then results[pos] = { skipped = true } end
-        if on_progress then on_progress(done, total) end
-      else
-        active = active + 1
-        -- The fields set later are named (nil) so that the job is made at its final size.
-        prepare({ pos = pos, item = item, attempts = 0, key = jnl and item_key(item), contact = nil, plan = nil,
-                  phase = nil, began = nil, result = nil })
-      end
-    end
-  end
-
-  local function report(job)
-    local r = job.result
-    active = active - 1
-    done = done + 1
-    if r.ok then
-      summary.succeeded = summary.succeeded + 1
-      if r.reconciled then summary.reconciled = summary.reconciled + 1 end
-    else
-      summary.failed = summary.failed + 1
-      if r.applied == "unknown" then summary.unknown = summary.unknown + 1 end
-    end
-    if r.attempts > 1 then summary.retried = summary.retried + r.attempts - 1 end
-    if jnl then
-      local tag = r.ok and "ok" or (r.applied == false and FOR_GOOD[r.err.kind]) and "fail" or "again"
-      jnl:record(tag, job.pos, job.key, not r.ok and r.err.kind or nil)
-    end
-    if on_result then on_result(job.pos, r, job.item) end
-    if keep then
-      if not keep_contacts then r.contact = nil end
-      results[job.pos] = r
-    end
-    if on_progress then on_progress(done, total) end
-  end
-
-  -- Connections left idle by earlier calls must not carry an insert (libcurl
-  -- would re-send it unseen if the server closed one after applying it):
-  -- enough concurrent requests that close their connection use them up first.
-  if is_insert then
-    local sent, back = 0, 0
-    for _ = 1, concurrency + 8 do
-      local ok = pcall(engine.submit, engine, { method = "GET", path = "/v1/settings", idempotent = true,
-                                                headers = CLOSE }, function() back = back + 1 end)
-      if not ok then break end
-      sent = sent + 1
-    end
-    while back < sent and not client.closed do engine:poll(100) end
-  end
-
-  local journal_err
-  while true do
-    pull()
-    -- The journal has every start before any of them can leave.
-    if jnl and not journal_err then
-      local _, err = jnl:flush()
-      journal_err = err
-    end
-    each_once(to_send, send)
-    local next_due
-    if #waiting > 0 then
-      local now = core.now()
-      local still = {}
-      for _, job in ipairs(waiting) do
-        if job.due <= now or client.closed then
-          send(job)
-        else
-          still[#still + 1] = job
-          if not next_due or job.due < next_due then next_due = job.due end
-        end
-      end
-      waiting = still
-    end
-    if #finished == 0 and #arrived == 0 then
-      if active == 0 and (exhausted or mismatch) then break end
-      local wait = next_due and math.max(0, math.min(100, math.floor(next_due - core.now()))) or 100
-      if engine.pending > 0 then
-        engine:poll(wait)
-      elseif next_due and wait > 0 then
-        client.sleep(wait)
-      end
-    end
-    each_once(arrived, arrive)
-    -- The caller's hooks run here, outside the engine, so their errors reach the caller.
-    each_once(finished, report)
-  end
-  if mismatch then raise(mismatch) end
-  if journal_err then return nil, journal_err end
-  summary.elapsed = (core.now() - started) / 1000
-  return results, summary
+  local run = Run.new(client, op, items, opts, concurrency, jnl, key_name)
+  if run.is_insert then run:use_up_idle() end
+  return run:drive()
 end
 
 return bulk
