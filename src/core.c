@@ -72,7 +72,7 @@ int luaopen_envoke_core(lua_State *L)
     lua_setfield(L, -2, "_VERSION");
     lua_pushstring(L, info->version);
     lua_setfield(L, -2, "curl_version");
-    lua_pushfstring(L, "lua-envoke/%s libcurl/%s", ENVOKE_VERSION, info->version);
+    lua_pushliteral(L, ENVOKE_USER_AGENT);
     lua_setfield(L, -2, "user_agent");
 
     ek_open_json_encode(L);
