@@ -15,14 +15,17 @@ local schema = require "envoke.schema"
 
 local Contact = {}
 
--- Private slots, keyed by tables so no field name can collide with them.
--- FIELDS is false while the server's answer is still raw JSON in RAW.
+-- Private slots, in the array part: a field name is a string and cannot
+-- collide with them, and a contact made with its slots as one array
+-- constructor costs a third less than with table keys (a 7-node hash) on 5.4.
+-- FIELDS is false while the server's answer is still raw JSON in RAW, and in
+-- a new contact until something reads its fields (fields_of makes them).
 -- SENT is the body of the last write, to tell what the server did not apply.
 -- ID is an id known valid (the one the contact was made with, or the one the
 -- last write named); it goes before FIELDS' id, which an answer may have set.
 -- A slot never holds nil (false when unset), so plain indexing reads and
 -- writes it without reaching the metatable (and costs less than rawget).
-local CLIENT, FIELDS, RAW, ID, CHANGES, CLEAR, SENT = {}, {}, {}, {}, {}, {}, {}
+local CLIENT, FIELDS, RAW, ID, CHANGES, CLEAR, SENT = 1, 2, 3, 4, 5, 6, 7
 
 local fail = errors.raise
 local FIELD_SPECS = schema.fields
@@ -87,10 +90,15 @@ end
 function fields_of(self)
   local f = self[FIELDS]
   if f then return f end
-  local client = self[CLIENT]
-  f = from_json(client.json.decode(self[RAW]), client.json.null)
+  local raw = self[RAW]
+  if raw then
+    local client = self[CLIENT]
+    f = from_json(client.json.decode(raw), client.json.null)
+    self[RAW] = false
+  else -- a new contact made with an id alone: its fields table is made when read
+    f = { id = self[ID] or nil }
+  end
   self[FIELDS] = f
-  self[RAW] = false
   return f
 end
 
@@ -128,8 +136,7 @@ end
 -- Every slot is there from the start: a save that fills SENT, RAW and ID then
 -- writes into the table as made instead of growing it (a rehash per save).
 local function blank(client, fields)
-  return setmetatable({ [CLIENT] = client, [FIELDS] = fields, [CHANGES] = false, [CLEAR] = false,
-                        [SENT] = false, [RAW] = false, [ID] = false }, mt)
+  return setmetatable({ client, fields, false, false, false, false, false }, mt)
 end
 
 -- Fields the server owns (read-only) are taken as read: a contact made from
@@ -166,7 +173,7 @@ local function keep_envoke_consent(self)
   local changes = pending(self)
   local status = schema.consent.canonical(changes.consent_status)
   if status and schema.consent.envoke_only[status] then
-    local fields = self[FIELDS]
+    local fields = fields_of(self)
     fields.consent_status, changes.consent_status = changes.consent_status, nil
     fields.consent_effective_date, changes.consent_effective_date = changes.consent_effective_date, nil
   end
@@ -179,10 +186,10 @@ end
 -- through `set`.
 -- @local
 function Contact.new(client, fields)
-  if fields == nil then return blank(client, {}) end
+  if fields == nil then return blank(client, false) end
   if type(fields) ~= "table" then fail("contact fields must be a table, got %s", type(fields)) end
-  -- Room for the id a contact is usually made with (a table grown by its first key costs a resize).
-  local self = blank(client, { id = nil })
+  -- No fields table yet: fields_of makes it when read, from the id.
+  local self = blank(client, false)
   local envoke_status
   for k, v in pairs(fields) do
     local spec = FIELD_SPECS[k]
@@ -190,8 +197,10 @@ function Contact.new(client, fields)
       if k == "id" then
         v = is_id(v) and v or owned_id(v)
         self[ID] = v or false
+        if self[FIELDS] then self[FIELDS].id = v end
+      else
+        fields_of(self)[k] = v
       end
-      self[FIELDS][k] = v
     elseif k == "consent_status" and schema.consent.envoke_only[schema.consent.canonical(v) or ""] then
       envoke_status = v
     else
@@ -546,11 +555,17 @@ end
 -- only a request that names an existing contact can find it missing.
 local EXPECT_INSERT, EXPECT_WRITE, EXPECT_DELETE = { "duplicate" }, { "not_found", "duplicate" }, { "not_found" }
 
-local function write_plan(self, method, path, params, body, idempotent, id)
+-- A write plan holds only what differs per call; what every plan of its kind
+-- shares is reached through the metatable (a save makes a table of 4 fields, not 9).
+local function write_kind(method, idempotent)
+  return { __index = { method = method, idempotent = idempotent, envelope = true, finish = finish_write,
+                       expect = idempotent and EXPECT_WRITE or EXPECT_INSERT } }
+end
+local SAVE, INSERT, UPSERT = write_kind("PATCH", true), write_kind("POST", false), write_kind("POST", true)
+
+local function write_plan(self, kind, path, params, body, id)
   if params ~= NO_PARAMS then path = query.path(path, params) end
-  return { method = method, path = path, body = body, idempotent = idempotent,
-           contact = self, id = id, envelope = true, finish = finish_write,
-           expect = idempotent and EXPECT_WRITE or EXPECT_INSERT }
+  return setmetatable({ path = path, body = body, contact = self, id = id }, kind)
 end
 
 -- What each call sends; a plan, or (nil, result, err) when nothing needs sending.
@@ -564,7 +579,7 @@ function plans.save(self, opts)
   if bad then return nil, nil, bad end
   if id and (opts.keyfield == nil or opts.keyfield == "id") then
     -- ids are normalized integers: they concatenate as plain digits on every Lua
-    return write_plan(self, "PATCH", "/v1/contacts/" .. id, params, body, true, id)
+    return write_plan(self, SAVE, "/v1/contacts/" .. id, params, body, id)
   end
   local keyfield = opts.keyfield or "email"
   if keyfield == "id" then return validation("save: keyfield 'id', but the contact has no id yet") end
@@ -574,7 +589,7 @@ function plans.save(self, opts)
   end
   body[keyfield] = key
   params = { keyfield = keyfield, write_empty_values = params.write_empty_values }
-  return write_plan(self, "PATCH", "/v1/contacts", params, body, true)
+  return write_plan(self, SAVE, "/v1/contacts", params, body)
 end
 
 function plans.insert(self)
@@ -582,7 +597,7 @@ function plans.insert(self)
   if not body or not body.email then return validation("insert: contact field 'email' is required") end
   -- Not idempotent: a retried insert could create a duplicate, so it is
   -- retried only when it provably never reached the server.
-  return write_plan(self, "POST", "/v1/contacts", params, body, false)
+  return write_plan(self, INSERT, "/v1/contacts", params, body)
 end
 
 -- An upsert is keyed by its keyfield alone: email unless told otherwise (the
@@ -617,7 +632,7 @@ function plans.upsert(self, opts)
     end
     body[keyfield] = key
   end
-  return write_plan(self, "POST", "/v1/contacts", params, body, true)
+  return write_plan(self, UPSERT, "/v1/contacts", params, body)
 end
 
 local function require_id(self, caller)
