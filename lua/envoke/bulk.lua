@@ -85,6 +85,12 @@ end
 -- Only what an earlier run or a retry can change is retried by a rerun.
 local FOR_GOOD = { validation = true, duplicate = true, not_found = true, protocol = true, too_large = true }
 
+-- A job's outcome in the journal.
+local function record(jnl, job, r)
+  local tag = r.ok and "ok" or (r.applied == false and FOR_GOOD[r.err.kind]) and "fail" or "again"
+  jnl:record(tag, job.pos, job.key, not r.ok and r.err.kind or nil)
+end
+
 -- Calls step(run, entry) on every entry of the list, those appended meanwhile
 -- included, then empties it: the run keeps one list of each kind throughout.
 local function each_once(run, list, step)
@@ -134,8 +140,8 @@ local function item_key(item, key_name)
 end
 
 -- One run of `bulk.loop`: its state in fields, its steps as methods. The
--- steps every item takes (pull, prepare, send, arrive, succeed, finish,
--- report) are the hot path of save_all: pull and report go through a turn's
+-- steps every item takes (pull, prepare, send, arrive, succeed, report)
+-- are the hot path of save_all: pull and report go through a turn's
 -- items in one call, with the fields they need in locals, and the others
 -- are called as Run.step(self, ...), which skips the lookup through __index.
 local Run = {}
@@ -144,11 +150,9 @@ Run.__index = Run
 -- Absent options and state are false, not nil: a nil field would be looked
 -- up in Run as well, on every item.
 function Run.new(client, op, items, opts, concurrency, jnl, key_name)
-  local next_item, total
+  local list, next_item, total = false, false
   if type(items) == "table" then
-    local i = 0
-    total = #items
-    next_item = function() i = i + 1 return items[i] end
+    list, total = items, #items
   else
     next_item, total = items, opts.total
   end
@@ -158,7 +162,7 @@ function Run.new(client, op, items, opts, concurrency, jnl, key_name)
     jnl = jnl or false, key_name = key_name, concurrency = concurrency,
     keep = opts.results ~= false, keep_contacts = opts.contacts ~= false,
     on_result = opts.on_result or false, on_progress = opts.on_progress or false,
-    next_item = next_item, total = total,
+    list = list, next_item = next_item, total = total, -- items from a list, or from an iterator
     results = {},
     summary = { total = 0, succeeded = 0, failed = 0, skipped = 0, reconciled = 0, unknown = 0, retried = 0 },
     started = core.now(),
@@ -180,9 +184,12 @@ function Run:finish(job, r)
   finished[#finished + 1] = job
 end
 
+-- As finish, inline: every item that succeeds comes here.
 function Run:succeed(job, result, reconciled)
-  Run.finish(self, job, setmetatable({ ok = true, contact = result, applied = true,
-                                       reconciled = reconciled or nil, attempts = nil }, SUCCESS))
+  job.result = setmetatable({ ok = true, contact = result, applied = true, reconciled = reconciled or nil,
+                              attempts = job.attempts }, SUCCESS)
+  local finished = self.finished
+  finished[#finished + 1] = job
 end
 
 -- applied: true, false or "unknown"; nil: "unknown" if an earlier attempt may have been applied.
@@ -207,10 +214,11 @@ end
 -- Pulls items until `concurrency` are under way; those done in an earlier run are skipped.
 function Run:pull()
   if self.exhausted or self.mismatch then return end
-  local next_item, summary, jnl, prepare = self.next_item, self.summary, self.jnl, Run.prepare
+  local list, next_item, summary, jnl, prepare = self.list, self.next_item, self.summary, self.jnl, Run.prepare
   local pos, active, concurrency = self.pos, self.active, self.concurrency
   while active < concurrency do
-    local item = next_item()
+    local item
+    if list then item = list[pos + 1] else item = next_item() end
     if item == nil then self.exhausted = true break end
     pos = pos + 1
     summary.total = pos
@@ -369,10 +377,7 @@ function Run:report()
       if r.applied == "unknown" then summary.unknown = summary.unknown + 1 end
     end
     if r.attempts > 1 then summary.retried = summary.retried + r.attempts - 1 end
-    if jnl then
-      jnl:record(r.ok and "ok" or (r.applied == false and FOR_GOOD[r.err.kind]) and "fail" or "again", job.pos,
-                 job.key, not r.ok and r.err.kind or nil)
-    end
+    if jnl then record(jnl, job, r) end
     if on_result then on_result(job.pos, r, job.item) end
     if keep then
       if not keep_contacts then r.contact = nil end
