@@ -241,7 +241,9 @@ local function civil_from_days(z)
   return y, m, d
 end
 
-local function days_in_month(y, m)
+--- Days in month m (1-12) of year y (proleptic Gregorian).
+-- @local
+function schema.days_in_month(y, m)
   if m == 2 then
     local leap = (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0
     return leap and 29 or 28
@@ -250,7 +252,7 @@ local function days_in_month(y, m)
 end
 
 local function valid_date(y, m, d)
-  return m >= 1 and m <= 12 and d >= 1 and d <= days_in_month(y, m)
+  return m >= 1 and m <= 12 and d >= 1 and d <= schema.days_in_month(y, m)
 end
 
 --- Calendar helpers shared by the `datetime` and `date` field types.

@@ -34,23 +34,9 @@ function auth.base64_decode(s)
   return table.concat(out)
 end
 
---- Encodes bytes as standard base64 (with padding).
-function auth.base64_encode(s)
-  local out = {}
-  for i = 1, #s, 3 do
-    local a, b, c = s:byte(i, i + 2)
-    local n = a * 65536 + (b or 0) * 256 + (c or 0)
-    local chars = {}
-    for j = 1, 4 do
-      local idx = math.floor(n / 64 ^ (4 - j)) % 64
-      chars[j] = ALPHABET:sub(idx + 1, idx + 1)
-    end
-    if not b then chars[3] = "=" end
-    if not c then chars[4] = "=" end
-    out[#out + 1] = table.concat(chars)
-  end
-  return table.concat(out)
-end
+--- Encodes bytes as standard base64 (with padding): the client's encoder
+-- (the server may use the client's shared modules, never the other way round).
+auth.base64_encode = require("envoke.transport.contract").base64_encode
 
 --- The Basic Authorization header value for a user and password.
 function auth.basic(user, password)

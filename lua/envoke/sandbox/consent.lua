@@ -28,13 +28,7 @@ consent.default = "Not provided"
 
 local floor = math.floor
 
-local function days_in_month(y, m)
-  if m == 2 then
-    local leap = (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0
-    return leap and 29 or 28
-  end
-  return (m == 4 or m == 6 or m == 9 or m == 11) and 30 or 31
-end
+local days_in_month = schema.days_in_month
 
 --- The same time of day `n` calendar months later, clamped to the month's
 -- last day (Aug 31 + 6 months = Feb 28/29).
