@@ -84,53 +84,82 @@ local function jsonl_line(f, cols, args)
   return json.encode(out) .. "\n"
 end
 
+-- The --filter option as a table, or nil.
+local function parse_filter(args)
+  if not args.filter then return nil end
+  local filter = require("cjson.safe").decode(args.filter)
+  if type(filter) ~= "table" then cli.stop(2, "--filter must be a JSON object, e.g. {\"city\":\"Toronto\"}") end
+  return filter
+end
+
+local function open_output(args)
+  if not args.output then return io.stdout end
+  local f, problem = io.open(args.output, "w")
+  if not f then cli.stop(2, "cannot write %s", problem) end
+  return f
+end
+
+-- The page of contacts after id `last`, sorted by id: the page (or nil, err) and the filter it was read with.
+local function read_page(client, filter, last, fields)
+  local page_filter = { id = { ["$gt"] = last } }
+  if filter then page_filter = { ["$and"] = { filter, page_filter } } end
+  local ok, page, err = pcall(client.list, client, { filter = page_filter, sort = { id = "ASC" }, limit = PAGE,
+                                                    fields = fields })
+  if not ok then cli.stop(2, "%s", require("envoke.errors").reason(page)) end
+  return page, err, page_filter
+end
+
+-- A page that could not be read: the export fails, or (some contacts written) stops there.
+local function stopped(count, err)
+  if count == 0 then cli.stop(2, "cannot list contacts: %s", tostring(err)) end
+  io.stderr:write("envoke: export stopped after ", count, " contacts: ", tostring(err), "\n")
+  return 1
+end
+
+-- The first page sets the columns and the fields asked for (the page is read again with only those);
+-- CSV gets its header. Returns the columns, the fields and the page.
+local function start_output(client, args, out, page, page_filter)
+  local cols = columns(args, page)
+  local fields = api_fields(args, cols)
+  if fields and #page > 0 then
+    page = assert(client:list{ filter = page_filter, sort = { id = "ASC" }, limit = PAGE, fields = fields })
+  end
+  if args.format == "csv" then out:write(csv.line(cols)) end
+  return cols, fields, page
+end
+
+-- Writes a page's contacts; returns how many, and the last id (`last` for an empty page).
+local function write_page(out, page, cols, args, last)
+  local count = 0
+  for _, c in ipairs(page) do
+    local f = c:fields()
+    if args.format == "csv" then
+      local row = {}
+      for i, name in ipairs(cols) do row[i] = cell(f, name) end
+      out:write(csv.line(row, #cols))
+    else
+      out:write(jsonl_line(f, cols, args))
+    end
+    count = count + 1
+    last = f.id
+  end
+  return count, last
+end
+
 --- Runs the export; returns the exit status.
 -- @local
 function export.run(args, state)
-  local filter
-  if args.filter then
-    filter = require("cjson.safe").decode(args.filter)
-    if type(filter) ~= "table" then cli.stop(2, "--filter must be a JSON object, e.g. {\"city\":\"Toronto\"}") end
-  end
+  local filter = parse_filter(args)
   local client = cli.client(args)
-  local out = io.stdout
-  if args.output then
-    local f, problem = io.open(args.output, "w")
-    if not f then cli.stop(2, "cannot write %s", problem) end
-    out = f
-  end
+  local out = open_output(args)
   local last, count, cols, fields = 0, 0, nil, nil
   while not state.interrupted do
-    local page_filter = { id = { ["$gt"] = last } }
-    if filter then page_filter = { ["$and"] = { filter, page_filter } } end
-    local ok, page, err = pcall(client.list, client, { filter = page_filter, sort = { id = "ASC" }, limit = PAGE,
-                                                      fields = fields })
-    if not ok then cli.stop(2, "%s", require("envoke.errors").reason(page)) end
-    if not page then
-      if count == 0 then cli.stop(2, "cannot list contacts: %s", tostring(err)) end
-      io.stderr:write("envoke: export stopped after ", count, " contacts: ", tostring(err), "\n")
-      return 1
-    end
-    if not cols then
-      cols = columns(args, page)
-      fields = api_fields(args, cols)
-      if fields and #page > 0 then -- the first page again, with only the fields asked for
-        page = assert(client:list{ filter = page_filter, sort = { id = "ASC" }, limit = PAGE, fields = fields })
-      end
-      if args.format == "csv" then out:write(csv.line(cols)) end
-    end
-    for _, c in ipairs(page) do
-      local f = c:fields()
-      if args.format == "csv" then
-        local row = {}
-        for i, name in ipairs(cols) do row[i] = cell(f, name) end
-        out:write(csv.line(row, #cols))
-      else
-        out:write(jsonl_line(f, cols, args))
-      end
-      count = count + 1
-      last = f.id
-    end
+    local page, err, page_filter = read_page(client, filter, last, fields)
+    if not page then return stopped(count, err) end
+    if not cols then cols, fields, page = start_output(client, args, out, page, page_filter) end
+    local written
+    written, last = write_page(out, page, cols, args, last)
+    count = count + written
     if #page < PAGE then break end
     interrupt.point(state)
   end

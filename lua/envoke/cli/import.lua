@@ -205,113 +205,131 @@ local function check_names(fields, known)
   end
 end
 
---- Runs the import; returns the exit status.
--- @local
-function import.run(args, state)
+-- The format, when not given: from the file's extension.
+local function choose_format(args)
   if not args.format then
     args.format = (args.file:lower():match("%.jsonl$") or args.file:lower():match("%.ndjson$")) and "jsonl" or "csv"
   end
-  local concurrency = cli.number(args, "concurrency", 1, 256)
-  local rate = cli.number(args, "rate_limit", 0.001, 1e6)
-  local interval = cli.number(args, "progress_interval", 0.01, 3600)
-  local f = open_input(args)
-  local rows, err_header, width = source(args, f)
-  local total
-  if args.file ~= "-" then
-    total = args.format == "csv" and (csv.count(args.file) or 1) - 1 or nil
-    if args.format == "jsonl" then
-      total = 0
-      for line in io.lines(args.file) do if line:find("%S") then total = total + 1 end end
-    end
-  end
-  local client = cli.client(args, { rate_limit = rate, on_overlong = args.on_overlong })
+end
 
-  -- Nothing can run without the server: say so once instead of failing every row.
-  local known
+-- How many data rows the file holds, for the progress bar; nil for stdin (it can be read only once).
+local function count_rows(args)
+  if args.file == "-" then return nil end
+  if args.format == "jsonl" then
+    local total = 0
+    for line in io.lines(args.file) do if line:find("%S") then total = total + 1 end end
+    return total
+  end
+  return args.format == "csv" and (csv.count(args.file) or 1) - 1 or nil
+end
+
+-- Nothing can run without the server: say so once instead of failing every row.
+-- A dry run reads the account's names instead (the rows are checked against them): returns them.
+local function check_server(client, args)
   if args.dry_run then
     local interests, ierr = client:interests()
     if not interests then cli.stop(2, "cannot read the account's interests: %s", tostring(ierr)) end
     local nurtures, nerr = client:autoresponders()
     if not nurtures then cli.stop(2, "cannot read the account's nurtures: %s", tostring(nerr)) end
-    known = { interests = lower_set(interests), autoresponders = lower_set(nurtures) }
-  else
-    local settings, perr = client:ping()
-    if not settings then cli.stop(2, "cannot reach the API: %s", tostring(perr)) end
+    return { interests = lower_set(interests), autoresponders = lower_set(nurtures) }
   end
+  local settings, perr = client:ping()
+  if not settings then cli.stop(2, "cannot reach the API: %s", tostring(perr)) end
+  return nil
+end
 
+-- A journal that exists already means this run resumes an earlier one.
+local function journal_exists(args)
   local resuming = args.journal and io.open(args.journal, "r")
   if resuming then resuming:close() end
-  local errors_out = errors_file(args, err_header, width, resuming)
-  local show = progress.new{ tty = progress.stderr_is_tty(), total = total, interval = interval }
-  local row, bad, failed = 0, 0, 0
-  local function reject(n, raw, reason)
-    bad = bad + 1
-    if errors_out then errors_out.add(n, raw, reason) end
-  end
+  return resuming
+end
 
-  local summary
-  if args.dry_run then
-    local Contact = require "envoke.contact"
-    local op_opts = args.op ~= "insert" and { keyfield = args.keyfield } or nil
-    local ok_rows = 0
+-- A row that cannot be saved: counted, and written to the errors file.
+local function reject(job, n, raw, reason)
+  job.bad = job.bad + 1
+  if job.errors_out then job.errors_out.add(n, raw, reason) end
+end
+
+-- Why a row would fail, or nil: the setters, the request rules, and its names against the account.
+local function dry_problem(job, Contact, op_opts, fields)
+  local client = job.client
+  local built, c = pcall(client.contact, client, fields)
+  if not built then return require("envoke.errors").reason(c) end
+  local planned, plan, _, perr = pcall(Contact.plan, c, job.args.op, op_opts)
+  if not planned then return require("envoke.errors").reason(plan) end
+  return not plan and perr and perr.message or check_names(fields, job.known)
+end
+
+-- Dry run: every row checked, nothing sent; returns the summary.
+local function check_rows(job)
+  local Contact = require "envoke.contact"
+  local args, state = job.args, job.state
+  local op_opts = args.op ~= "insert" and { keyfield = args.keyfield } or nil
+  local ok_rows = 0
+  while not state.interrupted do
+    local more, fields, problem, raw = job.rows()
+    if not more then break end
+    job.row = job.row + 1
+    problem = problem or dry_problem(job, Contact, op_opts, fields)
+    if problem then reject(job, job.row, raw, problem) else ok_rows = ok_rows + 1 end
+    job.show:update(job.row, job.bad)
+    interrupt.point(state)
+  end
+  return { succeeded = ok_rows, failed = 0, skipped = 0, reconciled = 0 }
+end
+
+-- The bulk engine's items: the rows' fields, each remembered in info (item -> { row, raw })
+-- for the errors file; a row that could not be read is rejected on the way.
+local function items(job, info)
+  local state, rows = job.state, job.rows
+  return function()
     while not state.interrupted do
       local more, fields, problem, raw = rows()
-      if not more then break end
-      row = row + 1
-      if not problem then
-        local built, c = pcall(client.contact, client, fields)
-        if not built then problem = require("envoke.errors").reason(c) end
-        if not problem then
-          local planned, plan, _, perr = pcall(Contact.plan, c, args.op, op_opts)
-          if not planned then problem = require("envoke.errors").reason(plan)
-          elseif not plan and perr then problem = perr.message end
-        end
-        problem = problem or check_names(fields, known)
-      end
-      if problem then reject(row, raw, problem) else ok_rows = ok_rows + 1 end
-      show:update(row, bad)
-      interrupt.point(state)
-    end
-    summary = { succeeded = ok_rows, failed = 0, skipped = 0, reconciled = 0 }
-  else
-    local info = setmetatable({}, { __mode = "k" }) -- item -> { row, raw }, gone with the item
-    local function next_item()
-      while not state.interrupted do
-        local more, fields, problem, raw = rows()
-        if not more then return nil end
-        row = row + 1
-        if problem then
-          reject(row, raw, problem)
-        else
-          info[fields] = { row, raw }
-          return fields
-        end
+      if not more then return nil end
+      job.row = job.row + 1
+      if problem then
+        reject(job, job.row, raw, problem)
+      else
+        info[fields] = { job.row, raw }
+        return fields
       end
     end
-    local results, sum = client[args.op .. "_all"](client, next_item, {
-      concurrency = concurrency, keyfield = args.op ~= "insert" and args.keyfield or nil,
-      results = false, journal = args.journal,
-      on_result = function(_, r, item)
-        if not r.ok then
-          failed = failed + 1
-          local where = info[item]
-          local reason = tostring(r.err):gsub("^envoke: ", "")
-          if r.applied == "unknown" then reason = reason .. " (it may have been applied)" end
-          if errors_out and where then errors_out.add(where[1], where[2], reason) end
-        end
-      end,
-      on_progress = function(done)
-        show:update(done + bad, failed + bad)
-        interrupt.point(state)
-      end,
-    })
-    if not results then cli.stop(2, "%s", tostring(sum)) end
-    summary = sum
   end
-  if f ~= io.stdin then f:close() end
-  if errors_out then errors_out.close() end
-  client:close()
-  show:finish()
+end
+
+-- A save that failed: counted, and its row written to the errors file.
+local function on_result(job, info)
+  return function(_, r, item)
+    if not r.ok then
+      job.failed = job.failed + 1
+      local where = info[item]
+      local reason = tostring(r.err):gsub("^envoke: ", "")
+      if r.applied == "unknown" then reason = reason .. " (it may have been applied)" end
+      if job.errors_out and where then job.errors_out.add(where[1], where[2], reason) end
+    end
+  end
+end
+
+-- The bulk save of every row, with progress and the journal; returns the summary.
+local function save_rows(job, concurrency)
+  local args, client = job.args, job.client
+  local info = setmetatable({}, { __mode = "k" }) -- gone with the item
+  local results, sum = client[args.op .. "_all"](client, items(job, info), {
+    concurrency = concurrency, keyfield = args.op ~= "insert" and args.keyfield or nil,
+    results = false, journal = args.journal,
+    on_result = on_result(job, info),
+    on_progress = function(done)
+      job.show:update(done + job.bad, job.failed + job.bad)
+      interrupt.point(job.state)
+    end,
+  })
+  if not results then cli.stop(2, "%s", tostring(sum)) end
+  return sum
+end
+
+-- The summary line, and the exit status: 130 when interrupted, 1 when a row failed.
+local function report(args, state, summary, bad)
   local failures = (summary.failed or 0) + bad
   local verb = args.dry_run and "checked" or "imported"
   local extra = ""
@@ -325,6 +343,31 @@ function import.run(args, state)
     return 130
   end
   return failures > 0 and 1 or 0
+end
+
+--- Runs the import; returns the exit status.
+-- @local
+function import.run(args, state)
+  choose_format(args)
+  local concurrency = cli.number(args, "concurrency", 1, 256)
+  local rate = cli.number(args, "rate_limit", 0.001, 1e6)
+  local interval = cli.number(args, "progress_interval", 0.01, 3600)
+  local f = open_input(args)
+  local rows, err_header, width = source(args, f)
+  local total = count_rows(args)
+  local client = cli.client(args, { rate_limit = rate, on_overlong = args.on_overlong })
+  local known = check_server(client, args)
+  local errors_out = errors_file(args, err_header, width, journal_exists(args))
+  local show = progress.new{ tty = progress.stderr_is_tty(), total = total, interval = interval }
+  local job = { args = args, state = state, rows = rows, client = client, known = known,
+                errors_out = errors_out, show = show, row = 0, bad = 0, failed = 0 }
+  local summary
+  if args.dry_run then summary = check_rows(job) else summary = save_rows(job, concurrency) end
+  if f ~= io.stdin then f:close() end
+  if errors_out then errors_out.close() end
+  client:close()
+  show:finish()
+  return report(args, state, summary, job.bad)
 end
 
 return import
