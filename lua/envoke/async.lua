@@ -298,6 +298,69 @@ function Engine:start(callback, plan, result, err)
   return self:resolved(result, err, callback)
 end
 
+-- The calls resolved already (`ready`, taken off the engine) finish: their
+-- callbacks run. Returns how many, and true when a callback closed the client
+-- (close resolved the rest: they go back on the engine's list).
+local function finish_ready(engine, ready)
+  local client = engine.client
+  engine.ready = {}
+  for i, handle in ipairs(ready) do
+    finish(engine, handle)
+    if client.closed then
+      for j = i + 1, #ready do engine.ready[#engine.ready + 1] = ready[j] end
+      return i, true
+    end
+  end
+  return #ready, false
+end
+
+-- Sends the waiting calls whose time has come. Returns how long poll may wait
+-- for answers (timeout_ms, or less: until the next one is due) and when that is.
+local function send_due(engine, timeout_ms)
+  local waiting = engine.waiting
+  local now, next_due = core.now(), nil
+  engine.waiting = {}
+  for _, handle in ipairs(waiting) do
+    if handle.due <= now then
+      engine:send(handle)
+    else
+      engine.waiting[#engine.waiting + 1] = handle
+      if not next_due or handle.due < next_due then next_due = handle.due end
+    end
+  end
+  if next_due and next_due - now < timeout_ms then return math.max(0, math.floor(next_due - now)), next_due end
+  return timeout_ms, next_due
+end
+
+-- Waits up to wait_ms for the transfers in flight; with none, sleeps until the
+-- first waiting call is due (next_due).
+local function wait_for_answers(engine, wait_ms, next_due)
+  if next(engine.inflight) ~= nil then
+    engine.transport:perform(math.floor(wait_ms))
+  elseif wait_ms > 0 and next_due then
+    (engine.client.sleep)(wait_ms)
+  end
+end
+
+-- The transfers the transport has finished complete their calls (done, or
+-- scheduled again); returns how many calls ended.
+local function collect(engine, client)
+  local transport = engine.transport
+  local finished = 0
+  while not client.closed do
+    local id, status, raw, headers, checked = transport:finished()
+    if not id then break end
+    local handle = engine.inflight[id]
+    if handle then
+      engine.inflight[id] = nil
+      local before = engine.pending
+      engine:complete(handle, status, raw, headers, checked)
+      if engine.pending < before then finished = finished + 1 end
+    end
+  end
+  return finished
+end
+
 --- Drives every request: sends those whose time has come, waits up to
 -- timeout_ms for answers, runs callbacks of finished calls.
 -- @tparam[opt=0] number timeout_ms 0 never waits
@@ -308,56 +371,17 @@ function Engine:poll(timeout_ms)
   local client = self.client
   if client.closed then return 0 end
   local finished = 0
-  local ready = self.ready
-  if #ready > 0 then
-    self.ready = {}
-    for i, handle in ipairs(ready) do
-      finish(self, handle)
-      finished = finished + 1
-      if client.closed then -- a callback closed the client: the rest were resolved by close
-        for j = i + 1, #ready do self.ready[#self.ready + 1] = ready[j] end
-        return finished
-      end
-    end
+  if #self.ready > 0 then
+    local closed
+    finished, closed = finish_ready(self, self.ready)
+    if closed then return finished end
     timeout_ms = 0 -- something happened: do not wait
   end
-
-  -- Send what is due; how long until the next one is.
-  local now, next_due = nil, nil
-  local waiting = self.waiting
-  if #waiting > 0 then
-    now = core.now()
-    self.waiting = {}
-    for _, handle in ipairs(waiting) do
-      if handle.due <= now then
-        self:send(handle)
-      else
-        self.waiting[#self.waiting + 1] = handle
-        if not next_due or handle.due < next_due then next_due = handle.due end
-      end
-    end
-  end
-  local wait = timeout_ms
-  if next_due and next_due - now < wait then wait = math.max(0, math.floor(next_due - now)) end
-
-  local transport = self.transport
-  if next(self.inflight) ~= nil then
-    transport:perform(math.floor(wait))
-  elseif wait > 0 and next_due then
-    (self.client.sleep)(wait) -- only waiting requests: sleep until the first is due
-  end
-  while not client.closed do
-    local id, status, raw, headers, checked = transport:finished()
-    if not id then break end
-    local handle = self.inflight[id]
-    if handle then
-      self.inflight[id] = nil
-      local before = self.pending
-      self:complete(handle, status, raw, headers, checked)
-      if self.pending < before then finished = finished + 1 end
-    end
-  end
-  return finished
+  local wait_ms, next_due = timeout_ms, nil
+  -- Tested here, not in send_due: the usual poll makes no call and reads no clock for it.
+  if #self.waiting > 0 then wait_ms, next_due = send_due(self, timeout_ms) end
+  wait_for_answers(self, wait_ms, next_due)
+  return finished + collect(self, client)
 end
 
 --- Drives the calls in flight until none is pending or `ms` milliseconds have passed.
