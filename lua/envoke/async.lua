@@ -299,19 +299,20 @@ function Engine:start(callback, plan, result, err)
 end
 
 -- The calls resolved already (`ready`, taken off the engine) finish: their
--- callbacks run. Returns how many, and true when a callback closed the client
--- (close resolved the rest: they go back on the engine's list).
+-- callbacks run. Returns how many, and true when a callback closed the client.
 local function finish_ready(engine, ready)
-  local client = engine.client
+  local finished = 0
   engine.ready = {}
-  for i, handle in ipairs(ready) do
-    finish(engine, handle)
-    if client.closed then
-      for j = i + 1, #ready do engine.ready[#engine.ready + 1] = ready[j] end
-      return i, true
+  for _, handle in ipairs(ready) do
+    -- An earlier callback may have cancelled it (its callback never runs), or
+    -- closed the client: a close's shutdown no longer sees this list, so the
+    -- calls still ready end here, as the shutdown ends the ready ones it sees.
+    if handle.state == "ready" then
+      finish(engine, handle)
+      finished = finished + 1
     end
   end
-  return #ready, false
+  return finished, engine.client.closed
 end
 
 -- Sends the waiting calls whose time has come. Returns how long poll may wait

@@ -120,6 +120,36 @@ describe("non-blocking calls", function()
     assert.is_true(h:done())
   end)
 
+  it("never runs the callback of a resolved call another callback of the same poll cancelled", function()
+    local ran, second = {}, nil
+    client:contact{ id = 5 }:save_async(function()
+      ran[#ran + 1] = "first"
+      assert.is_true(second:cancel())
+    end)
+    second = client:contact{ id = 6 }:save_async(function() ran[#ran + 1] = "second" end)
+    assert.are.equal(2, client:pending())
+    assert.are.equal(1, client:poll(0))
+    assert.are.same({ "first" }, ran)
+    assert.are.equal(0, client:pending())
+    assert.are.equal("cancelled", second.err.kind)
+    client:poll(0)
+    assert.are.same({ "first" }, ran)
+    assert.are.equal(0, client:pending())
+  end)
+
+  it("keeps a cancelled resolved call out of the calls a close ends", function()
+    local second, closed_cb = nil, 0
+    client:contact{ id = 5 }:save_async(function()
+      assert.is_true(second:cancel())
+      client:close()
+    end)
+    second = client:contact{ id = 6 }:save_async(function() closed_cb = closed_cb + 1 end)
+    client:contact{ id = 7 }:save_async(function() closed_cb = closed_cb + 1 end)
+    client:poll(0)
+    assert.are.equal(1, closed_cb) -- the third only: the cancelled one's callback never runs
+    assert.are.equal(0, client:pending())
+  end)
+
   it("runs many calls at once over the same pool", function()
     local n, done = 20, 0
     for i = 1, n do
