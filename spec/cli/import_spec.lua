@@ -190,6 +190,25 @@ describe("envoke command", function()
     assert.are.equal(2000, all)
   end)
 
+  it("keeps every row written when a later page fails (export.run called in-process)", function()
+    local list = {}
+    for i = 1, 150 do list[i] = { email = ("p%03d@example.com"):format(i), company = ("Company %d"):format(i) } end
+    local _, s = srv:client():insert_all(list)
+    assert.are.equal(150, s.succeeded)
+    srv:fault{ method = "GET", path = "/v1/contacts", after = 1, status = 400 } -- the second page fails
+    local out = dir .. "/partial.csv"
+    -- As bin/envoke runs it: in a coroutine, which yields between pages (interrupt.point).
+    local run = coroutine.wrap(function()
+      return "done", require("envoke.cli.export").run({ format = "csv", output = out, base_url = srv.url,
+                                                        api_id = srv.api_id, api_key = srv.api_key }, {})
+    end)
+    local tag, code
+    repeat tag, code = run() until tag == "done"
+    assert.are.equal(1, code)
+    assert.are.equal(101, lines_of(out)) -- the header and the first page, flushed and closed
+    assert.truthy(slurp(out):find("p100@example.com", 1, true))
+  end)
+
   it("exports every contact once, and the export imports back as it was", function()
     local list = {}
     for i = 1, 250 do

@@ -176,6 +176,17 @@ describe("sandbox controls", function()
         assert.are.same({}, T:control("GET", "faults"))
       end)
 
+      it("let the first `after` matching requests through, then answer the next `count`", function()
+        T:fault({ status = 500, after = 2, count = 1, path = "/v1/settings" })
+        assert.are.equal(200, T:call("GET", "/v1/contacts").status) -- does not match: not counted
+        assert.are.equal(200, T:call("GET", "/v1/settings").status)
+        assert.are.equal(1, T:control("GET", "faults")[1].after)
+        assert.are.equal(200, T:call("GET", "/v1/settings").status)
+        assert.are.equal(500, T:call("GET", "/v1/settings").status)
+        assert.are.equal(200, T:call("GET", "/v1/settings").status)
+        assert.are.equal(400, T:call("POST", "/_sandbox/faults", { status = 500, after = -1 }).status)
+      end)
+
       it("answer any status, Retry-After left out on request", function()
         T:fault({ status = 500, path = "/v1/settings" })
         T:fault({ status = 503, retry_after = false, path = "/v1/settings" })

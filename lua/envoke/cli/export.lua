@@ -146,6 +146,13 @@ local function write_page(out, page, cols, args, last)
   return count, last
 end
 
+-- What was written reaches the file and the client is let go, however the export ends.
+local function close_all(out, client)
+  out:flush()
+  if out ~= io.stdout then out:close() end
+  client:close()
+end
+
 --- Runs the export; returns the exit status.
 -- @local
 function export.run(args, state)
@@ -155,7 +162,10 @@ function export.run(args, state)
   local last, count, cols, fields = 0, 0, nil, nil
   while not state.interrupted do
     local page, err, page_filter = read_page(client, filter, last, fields)
-    if not page then return stopped(count, err) end
+    if not page then
+      close_all(out, client)
+      return stopped(count, err)
+    end
     if not cols then cols, fields, page = start_output(client, args, out, page, page_filter) end
     local written
     written, last = write_page(out, page, cols, args, last)
@@ -163,9 +173,7 @@ function export.run(args, state)
     if #page < PAGE then break end
     interrupt.point(state)
   end
-  out:flush()
-  if out ~= io.stdout then out:close() end
-  client:close()
+  close_all(out, client)
   io.stderr:write(("exported: %d contacts\n"):format(count))
   if state.interrupted then return 130 end
   return 0

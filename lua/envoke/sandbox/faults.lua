@@ -6,6 +6,7 @@
 --     { "method": "PATCH",              -- optional, any method when absent or "*"
 --       "path": "/v1/contacts/*",       -- optional; a trailing * matches a prefix
 --       "count": 2,                     -- how many matching requests (default 1)
+--       "after": 1,                     -- matching requests let through first (default 0)
 --       "kind": "status",               -- see below
 --       "status": 503, "retry_after": 2,
 --       "delay_ms": 1500 }              -- optional with any kind
@@ -60,6 +61,8 @@ function Faults:add(spec)
   end
   local count = spec.count == nil and 1 or spec.count
   if not whole(count, 1, 1e9) then problems[#problems + 1] = "count must be a positive integer" end
+  local after = spec.after == nil and 0 or spec.after
+  if not whole(after, 0, 1e9) then problems[#problems + 1] = "after must be an integer >= 0" end
   local status = spec.status == nil and 503 or spec.status
   if kind == "status" and not whole(status, 200, 599) then problems[#problems + 1] = "status must be 200..599" end
   local delay = spec.delay_ms == nil and 0 or spec.delay_ms
@@ -73,10 +76,10 @@ function Faults:add(spec)
   end
   if #problems > 0 then return nil, problems end
 
-  count, status, delay = to_integer(count), to_integer(status), to_integer(delay)
+  count, status, delay, after = to_integer(count), to_integer(status), to_integer(delay), to_integer(after)
   if type(retry) == "number" then retry = to_integer(retry) end
   local fault = {
-    id = self.next_id, kind = kind, count = count, delay_ms = delay,
+    id = self.next_id, kind = kind, count = count, after = after, delay_ms = delay,
     method = (method and method ~= "*") and method:upper() or nil,
     path = path,
     status = kind == "status" and status or nil,
@@ -93,11 +96,16 @@ local function path_matches(pattern, path)
   return pattern == path
 end
 
---- Takes one use of the first fault matching a request.
+--- Takes one use of the first fault matching a request; while that fault
+-- still lets requests through (`after`), the request gets none.
 -- @treturn table|nil the fault
 function Faults:take(method, path)
   for i, f in ipairs(self.list) do
     if (not f.method or f.method == method) and path_matches(f.path, path) then
+      if f.after > 0 then
+        f.after = f.after - 1
+        return nil
+      end
       f.count = f.count - 1
       if f.count <= 0 then table.remove(self.list, i) end
       return f
