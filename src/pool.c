@@ -1582,7 +1582,7 @@ static const char *env_proxy(const char *base_url)
 }
 
 /* libcurl looks up five proxy variables at every request unless it is given
- * the proxy and no_proxy (~1.7k instructions, a fifth of a save's overhead);
+ * the proxy and no_proxy (about 1.7k instructions a request);
  * the pool reads them once, when it is made. -1 when out of memory. */
 static int read_proxy_env(ek_pool *p)
 {
