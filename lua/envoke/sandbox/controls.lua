@@ -64,6 +64,65 @@ function controls.reset(sb, req)
   return ok("Reset")
 end
 
+local function load_custom_fields(sb, record, v, problem)
+  local value, why = schema.normalize("custom_fields", v)
+  if why then problem("custom_fields " .. why) end
+  for name, text in pairs(value or {}) do
+    local canonical = sb.cat:custom_field(name)
+    if not canonical then
+      problem("custom_fields." .. name .. " is not a custom field of this account")
+    elseif text ~= "" then
+      record.custom_fields[canonical] = text
+    end
+  end
+end
+
+-- interests or autoresponders, as changes the way the API takes them.
+local function load_changes(sb, record, k, v, problem)
+  local value, why = schema.normalize(k, v)
+  if why then problem(k .. " " .. why) end
+  for _, change in ipairs(value and schema.changes(value) or {}) do
+    local entry = k == "interests" and sb.cat:interest(change.key) or sb.cat:nurture(change.key)
+    if not entry then
+      problem(k .. " names an unknown entry '" .. change.key .. "'")
+    elseif k == "interests" and change.action == "Set" then
+      record.interests[#record.interests + 1] = entry.id
+    elseif k == "autoresponders" and change.action ~= "Unset" then
+      record.autoresponders[#record.autoresponders + 1] =
+        { id = entry.id, state = change.action == "Dequeue" and "dequeued" or "queued" }
+    end
+  end
+end
+
+-- One field of a loaded contact into its record; returns the consent's
+-- effective time when that is the field (it is set once the status is known).
+local function load_field(sb, record, k, v, problem)
+  if not schema.fields[k] then
+    problem(tostring(k) .. " is an unknown field")
+  elseif k == "consent_status" then
+    local status = schema.consent.canonical(v)
+    if status then record.consent_status = status else problem("consent_status is not a status") end
+  elseif k == "custom_fields" then
+    load_custom_fields(sb, record, v, problem)
+  elseif k == "interests" or k == "autoresponders" then
+    load_changes(sb, record, k, v, problem)
+  else
+    local value, why = schema.normalize(k, v)
+    if why then
+      problem(k .. " " .. why)
+    elseif k == "consent_effective_date" then
+      return value ~= "" and schema.time.parse_datetime(value) or nil
+    elseif k == "date_created" then
+      record.created = value ~= "" and schema.time.parse_datetime(value) or nil
+    else
+      record[k] = value
+    end
+  end
+end
+
+-- consent_expiry is derived and consent_force_downgrade write-only: not loaded.
+local NOT_LOADED = { consent_expiry = true, consent_force_downgrade = true }
+
 -- One loaded contact -> record, collecting problems as "contact #i: ...".
 local function load_one(sb, obj, i, errors)
   local function problem(text) errors[#errors + 1] = "contact #" .. i .. ": " .. text end
@@ -73,55 +132,8 @@ local function load_one(sb, obj, i, errors)
   end
   local record = contact.new()
   local effective
-  -- consent_expiry is derived and consent_force_downgrade write-only: not loaded.
-  local skip = { consent_expiry = true, consent_force_downgrade = true }
-  local function load_field(k, v)
-    local spec = schema.fields[k]
-    if not spec then
-      problem(tostring(k) .. " is an unknown field")
-    elseif k == "consent_status" then
-      local status = schema.consent.canonical(v)
-      if status then record.consent_status = status else problem("consent_status is not a status") end
-    elseif k == "custom_fields" then
-      local value, why = schema.normalize(k, v)
-      if why then problem(k .. " " .. why) end
-      for name, text in pairs(value or {}) do
-        local canonical = sb.cat:custom_field(name)
-        if not canonical then
-          problem("custom_fields." .. name .. " is not a custom field of this account")
-        elseif text ~= "" then
-          record.custom_fields[canonical] = text
-        end
-      end
-    elseif k == "interests" or k == "autoresponders" then
-      local value, why = schema.normalize(k, v)
-      if why then problem(k .. " " .. why) end
-      for _, change in ipairs(value and schema.changes(value) or {}) do
-        local entry = k == "interests" and sb.cat:interest(change.key) or sb.cat:nurture(change.key)
-        if not entry then
-          problem(k .. " names an unknown entry '" .. change.key .. "'")
-        elseif k == "interests" and change.action == "Set" then
-          record.interests[#record.interests + 1] = entry.id
-        elseif k == "autoresponders" and change.action ~= "Unset" then
-          record.autoresponders[#record.autoresponders + 1] =
-            { id = entry.id, state = change.action == "Dequeue" and "dequeued" or "queued" }
-        end
-      end
-    else
-      local value, why = schema.normalize(k, v)
-      if why then
-        problem(k .. " " .. why)
-      elseif k == "consent_effective_date" then
-        effective = value ~= "" and schema.time.parse_datetime(value) or nil
-      elseif k == "date_created" then
-        record.created = value ~= "" and schema.time.parse_datetime(value) or nil
-      else
-        record[k] = value
-      end
-    end
-  end
   for k, v in pairs(obj) do
-    if v ~= json.null and not skip[k] then load_field(k, v) end
+    if v ~= json.null and not NOT_LOADED[k] then effective = load_field(sb, record, k, v, problem) or effective end
   end
   record.created = record.created or sb:now()
   if record.consent_status ~= consent.default or effective then

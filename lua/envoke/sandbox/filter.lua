@@ -87,60 +87,60 @@ local function compare(op, a, b)
 end
 
 -- One operator on one field -> predicate(record, now, cat).
-local function compile_op(field, kind, op, raw)
-  if op == "$regex" then
-    if type(raw) ~= "string" then return nil, "filter on " .. field .. ": $regex needs a string" end
-    local re, why = regex.compile(raw)
-    if not re then return nil, "filter on " .. field .. ": $regex " .. why end
-    return function(record, now, cat)
-      local s = subject(record, field, kind, now, cat)
-      if kind == "list" then
-        for _, item in ipairs(s) do
-          if regex.find(re, item.name) then return true end
-        end
-        return false
-      end
-      if type(s) ~= "string" then s = kind == "id" and tostring(s) or contact.value(record, field, now, cat) end
-      local found, err = regex.find(re, s)
-      if found == nil then error({ filter = "filter on " .. field .. ": $regex " .. err }, 0) end
-      return found
-    end
-  end
+local compile_op
 
-  if op == "$in" then
-    local list = query.list(raw)
-    if not list then return nil, "filter on " .. field .. ": $in needs a list" end
-    local preds = {}
-    for _, item in ipairs(list) do
-      local p, why = compile_op(field, kind, "$eq", item)
-      if not p then return nil, why end
-      preds[#preds + 1] = p
-    end
-    return function(record, now, cat)
-      for _, p in ipairs(preds) do
-        if p(record, now, cat) then return true end
+local function regex_op(field, kind, raw)
+  if type(raw) ~= "string" then return nil, "filter on " .. field .. ": $regex needs a string" end
+  local re, why = regex.compile(raw)
+  if not re then return nil, "filter on " .. field .. ": $regex " .. why end
+  return function(record, now, cat)
+    local s = subject(record, field, kind, now, cat)
+    if kind == "list" then
+      for _, item in ipairs(s) do
+        if regex.find(re, item.name) then return true end
       end
       return false
     end
+    if type(s) ~= "string" then s = kind == "id" and tostring(s) or contact.value(record, field, now, cat) end
+    local found, err = regex.find(re, s)
+    if found == nil then error({ filter = "filter on " .. field .. ": $regex " .. err }, 0) end
+    return found
   end
+end
 
-  if op ~= "$eq" and op ~= "$ne" and not ORDERED[op] then
-    return nil, "filter on " .. field .. ": unknown operator '" .. op .. "'"
+local function in_op(field, kind, raw)
+  local list = query.list(raw)
+  if not list then return nil, "filter on " .. field .. ": $in needs a list" end
+  local preds = {}
+  for _, item in ipairs(list) do
+    local p, why = compile_op(field, kind, "$eq", item)
+    if not p then return nil, why end
+    preds[#preds + 1] = p
   end
-  if kind == "list" then
-    if ORDERED[op] then return nil, "filter on " .. field .. ": " .. op .. " does not apply to a list" end
-    if type(raw) == "table" then return nil, "filter on " .. field .. ": expected a value" end
-    local want = tostring(raw):lower()
-    local function has(record, now, cat)
-      for _, item in ipairs(subject(record, field, kind, now, cat)) do
-        if item.name == want or item.id == want then return true end
-      end
-      return false
+  return function(record, now, cat)
+    for _, p in ipairs(preds) do
+      if p(record, now, cat) then return true end
     end
-    if op == "$ne" then return function(...) return not has(...) end end
-    return has
+    return false
   end
+end
 
+-- $eq or $ne on a list: whether any of its names or ids is the value.
+local function list_op(field, op, raw)
+  if ORDERED[op] then return nil, "filter on " .. field .. ": " .. op .. " does not apply to a list" end
+  if type(raw) == "table" then return nil, "filter on " .. field .. ": expected a value" end
+  local want = tostring(raw):lower()
+  local function has(record, now, cat)
+    for _, item in ipairs(subject(record, field, "list", now, cat)) do
+      if item.name == want or item.id == want then return true end
+    end
+    return false
+  end
+  if op == "$ne" then return function(...) return not has(...) end end
+  return has
+end
+
+local function value_op(field, kind, op, raw)
   local want, why = operand(kind, field, raw)
   if want == nil then return nil, why end
   if op == "$eq" then
@@ -154,6 +154,16 @@ local function compile_op(field, kind, op, raw)
     if have == false or want == false then return false end
     return compare(op, have, want)
   end
+end
+
+function compile_op(field, kind, op, raw)
+  if op == "$regex" then return regex_op(field, kind, raw) end
+  if op == "$in" then return in_op(field, kind, raw) end
+  if op ~= "$eq" and op ~= "$ne" and not ORDERED[op] then
+    return nil, "filter on " .. field .. ": unknown operator '" .. op .. "'"
+  end
+  if kind == "list" then return list_op(field, op, raw) end
+  return value_op(field, kind, op, raw)
 end
 
 local function all_of(preds)

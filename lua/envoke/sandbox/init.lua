@@ -145,29 +145,9 @@ local function not_allowed(method, path, allowed)
     { allow = table.concat(allowed, ", ") })
 end
 
--- Runs a fault that replaces or wraps the answer.
-local function with_fault(fault, answer)
-  if fault.kind == "status" then
-    local headers = {}
-    if fault.retry_after ~= nil then headers["retry-after"] = tostring(fault.retry_after) end
-    return response.fail(fault.status, response.reason(fault.status),
-      { "injected fault: " .. fault.status .. " " .. response.reason(fault.status) }, headers)
-  elseif fault.kind == "drop" then
-    return 444, {}, "", { kind = "drop" }
-  end
-  local status, headers, body = answer()
-  if fault.kind == "drop_after" then
-    return 444, {}, "", { kind = "drop" }
-  elseif fault.kind == "truncate" then
-    return status, headers, body, { kind = "truncate", send = math.floor(#body / 2) }
-  elseif fault.kind == "malformed" then
-    -- Cut inside the JSON, with a stray byte: no parser accepts it.
-    return status, headers, body:sub(1, math.max(1, math.floor(#body / 2))) .. "\1", { kind = "malformed" }
-  end
-  return status, headers, body
-end
-
-function Sandbox:dispatch(method, path, query_string, headers, body, body_length)
+-- The request line as routed: the query split off the path when it came on
+-- it, trailing slashes dropped.
+local function normalize(method, path, query_string, headers)
   method = tostring(method or "GET"):upper()
   path = tostring(path or "/")
   if not query_string then
@@ -179,65 +159,96 @@ function Sandbox:dispatch(method, path, query_string, headers, body, body_length
   -- Envoke's newer pages write routes with a ".json" suffix; both forms are served.
   if path:find("^/v1/") then path = path:gsub("%.json$", "") end
   if path == "" then path = "/" end
-  headers = headers or {}
+  return method, path, query_string, headers or {}
+end
 
+local function control(self, req)
+  local handler, _, allowed = route(controls.routes, req.method, req.path)
+  if handler then return handler(self, req) end
+  if allowed then return not_allowed(req.method, req.path, allowed) end
+  return response.fail(404, "Not Found", { "no sandbox control at " .. req.path })
+end
+
+-- The answer to an API request, checked in Envoke's order; `params` is nil
+-- when the query did not parse (`req.ordered` then says why).
+local function answer(self, req, body_length, params)
+  local method, path = req.method, req.path
+  local length = body_length or (req.body and #req.body) or 0
+  if length > Sandbox.MAX_BODY then
+    return response.fail(413, "Payload Too Large",
+      { "the request body is " .. length .. " bytes; the limit is " .. Sandbox.MAX_BODY })
+  end
+  if not beyond.api_path(path) then
+    return response.fail(404, "Not Found", { "no route for " .. method .. " " .. path })
+  end
+  local header = req.headers.authorization or req.headers.Authorization
+  if not auth.allowed(header, self.creds) then return response.unauthorized() end
+  if not params then return response.invalid({ req.ordered }) end
+  local handler, id, allowed = route(ROUTES, method, path)
+  if allowed then return not_allowed(method, path, allowed) end
+  if not handler then return response.fail(404, "Not Found", { "no route for " .. method .. " " .. path }) end
+  req.id = id
+  local watch = beyond.before(self, req)
+  local status, out_headers, out_body = handler(self, req)
+  beyond.after(self, watch, status, out_body)
+  return status, out_headers, out_body
+end
+
+-- Runs a fault that replaces or wraps the answer.
+local function with_fault(self, req, fault, body_length, params)
+  if fault.kind == "status" then
+    local headers = {}
+    if fault.retry_after ~= nil then headers["retry-after"] = tostring(fault.retry_after) end
+    return response.fail(fault.status, response.reason(fault.status),
+      { "injected fault: " .. fault.status .. " " .. response.reason(fault.status) }, headers)
+  elseif fault.kind == "drop" then
+    return 444, {}, "", { kind = "drop" }
+  end
+  local status, headers, body = answer(self, req, body_length, params)
+  if fault.kind == "drop_after" then
+    return 444, {}, "", { kind = "drop" }
+  elseif fault.kind == "truncate" then
+    return status, headers, body, { kind = "truncate", send = math.floor(#body / 2) }
+  elseif fault.kind == "malformed" then
+    -- Cut inside the JSON, with a stray byte: no parser accepts it.
+    return status, headers, body:sub(1, math.max(1, math.floor(#body / 2))) .. "\1", { kind = "malformed" }
+  end
+  return status, headers, body
+end
+
+-- The answer through an injected fault: its delay, then what it does to the
+-- answer; the host is told of a delay it has to make.
+local function faulted(self, req, fault, body_length, params)
+  local delay
+  if fault.delay_ms > 0 then
+    if self.sleep then
+      self.sleep(fault.delay_ms / 1000)
+    else
+      delay = { kind = "delay", delay_ms = fault.delay_ms }
+    end
+  end
+  local status, headers, body, action = with_fault(self, req, fault, body_length, params)
+  if not action then return status, headers, body, delay end
+  if delay then action.delay_ms = delay.delay_ms end
+  return status, headers, body, action
+end
+
+function Sandbox:dispatch(method, path, query_string, headers, body, body_length)
+  method, path, query_string, headers = normalize(method, path, query_string, headers)
   local params, ordered = query.parse(query_string)
   local req = setmetatable({ method = method, path = path, body = body, headers = headers,
     params = params or {}, ordered = ordered }, Request)
-
-  if path == "/_sandbox" or path:find("^/_sandbox/") then
-    local handler, _, allowed = route(controls.routes, method, path)
-    if handler then return handler(self, req) end
-    if allowed then return not_allowed(method, path, allowed) end
-    return response.fail(404, "Not Found", { "no sandbox control at " .. path })
-  end
+  if path == "/_sandbox" or path:find("^/_sandbox/") then return control(self, req) end
 
   local entry = self.log:add(method, path, query_string, headers, body, schema.time.format_datetime(self:now()))
   self.current_entry = entry
   local fault = self.faults:take(method, path)
-  local action
+  local status, out_headers, out_body, action
   if fault then
     entry.fault = fault.kind
-    if fault.delay_ms > 0 then
-      if self.sleep then
-        self.sleep(fault.delay_ms / 1000)
-      else
-        action = { kind = "delay", delay_ms = fault.delay_ms }
-      end
-    end
-  end
-
-  local function answer()
-    local length = body_length or (body and #body) or 0
-    if length > Sandbox.MAX_BODY then
-      return response.fail(413, "Payload Too Large",
-        { "the request body is " .. length .. " bytes; the limit is " .. Sandbox.MAX_BODY })
-    end
-    if not beyond.api_path(path) then
-      return response.fail(404, "Not Found", { "no route for " .. method .. " " .. path })
-    end
-    local header = headers.authorization or headers.Authorization
-    if not auth.allowed(header, self.creds) then return response.unauthorized() end
-    if not params then return response.invalid({ ordered }) end
-    local handler, id, allowed = route(ROUTES, method, path)
-    if allowed then return not_allowed(method, path, allowed) end
-    if not handler then return response.fail(404, "Not Found", { "no route for " .. method .. " " .. path }) end
-    req.id = id
-    local watch = beyond.before(self, req)
-    local status, out_headers, out_body = handler(self, req)
-    beyond.after(self, watch, status, out_body)
-    return status, out_headers, out_body
-  end
-
-  local status, out_headers, out_body, fault_action
-  if fault then
-    status, out_headers, out_body, fault_action = with_fault(fault, answer)
+    status, out_headers, out_body, action = faulted(self, req, fault, body_length, params)
   else
-    status, out_headers, out_body = answer()
-  end
-  if fault_action then
-    if action then fault_action.delay_ms = action.delay_ms end
-    action = fault_action
+    status, out_headers, out_body = answer(self, req, body_length, params)
   end
   entry.status = status
   self.current_entry = nil

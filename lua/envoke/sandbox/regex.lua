@@ -45,6 +45,38 @@ function Parser:next()
 end
 function Parser:fail(msg) error({ regex = msg .. " at position " .. self.pos }, 0) end
 
+-- A range `lo-hi` in a class, after `lo`.
+function Parser:range(lo)
+  self:next() -- the "-"
+  local hi = self:next()
+  if hi == "\\" then
+    local e = self:next()
+    hi = ESCAPED[e] or e
+  end
+  local lo_b, hi_b = lo:byte(), hi:byte()
+  if hi_b < lo_b then self:fail("bad range") end
+  -- The subject is lower-cased, so [A-Z] must also accept "a".."z".
+  return function(ch)
+    local b, u = ch:byte(), ch:upper():byte()
+    return (b >= lo_b and b <= hi_b) or (u >= lo_b and u <= hi_b)
+  end
+end
+
+-- One item of a class, starting with `c`: a shorthand, a range or a character.
+function Parser:class_item(c)
+  if c == "\\" then
+    local e = self:next()
+    if SHORTHAND[e] then return SHORTHAND[e] end
+    c = ESCAPED[e] or e
+  end
+  if self:peek() == "-" and self.src:sub(self.pos + 1, self.pos + 1) ~= "]"
+      and self.src:sub(self.pos + 1, self.pos + 1) ~= "" then
+    return self:range(c)
+  end
+  local lit = c:lower()
+  return function(ch) return ch == lit end
+end
+
 function Parser:class()
   -- after "["
   local negate = false
@@ -58,37 +90,7 @@ function Parser:class()
     if c == "" then self:fail("unclosed [") end
     if c == "]" and not first then break end
     first = false
-    local test
-    if c == "\\" then
-      local e = self:next()
-      if SHORTHAND[e] then
-        test = SHORTHAND[e]
-      else
-        c = ESCAPED[e] or e
-      end
-    end
-    if not test then
-      if self:peek() == "-" and self.src:sub(self.pos + 1, self.pos + 1) ~= "]"
-          and self.src:sub(self.pos + 1, self.pos + 1) ~= "" then
-        self:next()
-        local hi = self:next()
-        if hi == "\\" then
-          local e = self:next()
-          hi = ESCAPED[e] or e
-        end
-        local lo_b, hi_b = c:byte(), hi:byte()
-        if hi_b < lo_b then self:fail("bad range") end
-        -- The subject is lower-cased, so [A-Z] must also accept "a".."z".
-        test = function(ch)
-          local b, u = ch:byte(), ch:upper():byte()
-          return (b >= lo_b and b <= hi_b) or (u >= lo_b and u <= hi_b)
-        end
-      else
-        local lit = c:lower()
-        test = function(ch) return ch == lit end
-      end
-    end
-    items[#items + 1] = test
+    items[#items + 1] = self:class_item(c)
   end
   return { t = "class", items = items, negate = negate }
 end
@@ -175,85 +177,100 @@ local function is_word(s, i)
   return i >= 1 and i <= #s and s:sub(i, i):find("^[%w_]$") ~= nil
 end
 
--- Continuation-passing matcher: m(node, i, k) returns k's result for the
--- first way `node` matches at `i`, or nil.
-local function matcher(s)
-  local len, steps = #s, 0
-  local m
+-- Continuation-passing matching: match(st, node, i, k) returns k's result
+-- for the first way `node` matches at `i` of the subject, or nil.  `st` is
+-- the match in progress: { s = <subject>, len = #s, steps = <spent> }.
+local match
 
-  local function class_test(node, i)
-    if i > len then return nil end
-    local ch = s:sub(i, i)
-    local hit = false
-    for _, test in ipairs(node.items) do
-      if test(ch) then
-        hit = true
-        break
-      end
-    end
-    if node.negate then
-      if hit then return nil end
-      return i + utf8_step(s, i)
-    end
-    return hit and i + 1 or nil
-  end
-
-  m = function(node, i, k)
-    steps = steps + 1
-    if steps > STEP_BUDGET then error({ regex = "pattern too complex" }, 0) end
-    local t = node.t
-    if t == "char" then
-      if s:sub(i, i + #node.c - 1) == node.c then return k(i + #node.c) end
-      return nil
-    elseif t == "any" then
-      if i <= len and s:sub(i, i) ~= "\n" then return k(i + utf8_step(s, i)) end
-      return nil
-    elseif t == "class" then
-      local j = class_test(node, i)
-      if j then return k(j) end
-      return nil
-    elseif t == "bol" then
-      if i == 1 then return k(i) end
-      return nil
-    elseif t == "eol" then
-      if i == len + 1 then return k(i) end
-      return nil
-    elseif t == "boundary" then
-      if is_word(s, i - 1) ~= is_word(s, i) then return k(i) end
-      return nil
-    elseif t == "seq" then
-      local items = node.items
-      local function step(idx, j)
-        if idx > #items then return k(j) end
-        return m(items[idx], j, function(after) return step(idx + 1, after) end)
-      end
-      return step(1, i)
-    elseif t == "alt" then
-      for _, branch in ipairs(node.branches) do
-        local r = m(branch, i, k)
-        if r then return r end
-      end
-      return nil
-    else -- rep
-      local function try(count, j)
-        if node.lazy and count >= node.min then
-          local r = k(j)
-          if r then return r end
-        end
-        if count < node.max then
-          local r = m(node.node, j, function(after)
-            if after == j then return nil end -- an empty match would loop forever
-            return try(count + 1, after)
-          end)
-          if r then return r end
-        end
-        if not node.lazy and count >= node.min then return k(j) end
-        return nil
-      end
-      return try(0, i)
+-- Where a class node's character at `i` ends, or nil.
+local function class_end(st, node, i)
+  if i > st.len then return nil end
+  local s = st.s
+  local ch = s:sub(i, i)
+  local hit = false
+  for _, test in ipairs(node.items) do
+    if test(ch) then
+      hit = true
+      break
     end
   end
-  return m
+  if node.negate then
+    if hit then return nil end
+    return i + utf8_step(s, i)
+  end
+  return hit and i + 1 or nil
+end
+
+local function match_seq(st, node, i, k)
+  local items = node.items
+  local function step(idx, j)
+    if idx > #items then return k(j) end
+    return match(st, items[idx], j, function(after) return step(idx + 1, after) end)
+  end
+  return step(1, i)
+end
+
+local function match_rep(st, node, i, k)
+  local function try(count, j)
+    if node.lazy and count >= node.min then
+      local r = k(j)
+      if r then return r end
+    end
+    if count < node.max then
+      local r = match(st, node.node, j, function(after)
+        if after == j then return nil end -- an empty match would loop forever
+        return try(count + 1, after)
+      end)
+      if r then return r end
+    end
+    if not node.lazy and count >= node.min then return k(j) end
+    return nil
+  end
+  return try(0, i)
+end
+
+-- The first branch that matches, a call of its own: inline, its loop would
+-- make every level of the recursion deeper.
+local function match_alt(st, node, i, k)
+  for _, branch in ipairs(node.branches) do
+    local r = match(st, branch, i, k)
+    if r then return r end
+  end
+  return nil
+end
+
+function match(st, node, i, k)
+  local steps = st.steps + 1
+  if steps > STEP_BUDGET then error({ regex = "pattern too complex" }, 0) end
+  st.steps = steps
+  local t = node.t
+  if t == "char" then
+    if st.s:sub(i, i + #node.c - 1) == node.c then return k(i + #node.c) end
+    return nil
+  elseif t == "any" then
+    local s = st.s
+    if i <= st.len and s:sub(i, i) ~= "\n" then return k(i + utf8_step(s, i)) end
+    return nil
+  elseif t == "class" then
+    local j = class_end(st, node, i)
+    if j then return k(j) end
+    return nil
+  elseif t == "bol" then
+    if i == 1 then return k(i) end
+    return nil
+  elseif t == "eol" then
+    if i == st.len + 1 then return k(i) end
+    return nil
+  elseif t == "boundary" then
+    local s = st.s
+    if is_word(s, i - 1) ~= is_word(s, i) then return k(i) end
+    return nil
+  elseif t == "seq" then
+    return match_seq(st, node, i, k)
+  elseif t == "alt" then
+    return match_alt(st, node, i, k)
+  end
+  return match_rep(st, node, i, k) -- rep
 end
 
 --- Compiles a pattern.
@@ -277,11 +294,11 @@ end
 -- @treturn boolean|nil the answer, or nil and a problem (pattern too complex)
 function regex.find(compiled, s)
   s = s:lower()
-  local m = matcher(s)
+  local st = { s = s, len = #s, steps = 0 }
   local done = function(j) return j end
   local ok, found = pcall(function()
     for start = 1, #s + 1 do
-      if m(compiled.tree, start, done) then return true end
+      if match(st, compiled.tree, start, done) then return true end
     end
     return false
   end)

@@ -85,69 +85,70 @@ local function custom_fields(v, plan, opts, errors)
   end
 end
 
---- Validates a decoded request body.
--- @tparam table body the decoded JSON object
--- @tparam table opts `{ catalogue = <catalogue>, write_empty = <bool>, insert = <bool>,
---   ignore_unknown = <bool>, truncate = <bool> }`; `insert` marks a plain insert, where an
---   `id` cannot be given; the last two are the other readings of docs/envoke-api.md (settings)
--- @treturn table the plan
--- @treturn table the problems, one string each (empty when valid)
-function write.parse(body, opts)
-  local errors = {}
-  local plan = { values = {}, custom_fields = {}, interests = {}, autoresponders = {}, force = false, invalid = {} }
-  local function problem(name, text)
-    errors[#errors + 1] = name .. " " .. text
-    plan.invalid[name] = true
-  end
+local function problem(plan, errors, name, text)
+  errors[#errors + 1] = name .. " " .. text
+  plan.invalid[name] = true
+end
 
-  -- One field of the body; consent_expiry is read-only and "ignored on
-  -- updates" (docs/envoke-api.md §4), so it is not even checked; nor is
-  -- date_created, which Envoke sets.
-  local function take(name, v, spec)
-    if not spec then
-      problem(name, "is an unknown field")
-    elseif name == "id" then
-      if v ~= "" then
-        local id, why = schema.normalize("id", v)
-        if opts.insert then
-          problem(name, "is read-only (Envoke assigns it on insert)")
-        elseif why then
-          problem(name, why)
-        else
-          plan.id = id
-        end
-      end
-    elseif name == "external_id" then
-      local value, why = schema.normalize(name, v)
-      if why then problem(name, why) elseif value ~= "" then plan.external_id = value end
-    elseif name == "consent_force_downgrade" then
-      local value, why = schema.check(name, v)
-      if why then problem(name, why) else plan.force = value end
-    elseif name == "custom_fields" then
-      custom_fields(v, plan, opts, errors)
-    elseif name == "interests" or name == "autoresponders" then
-      local value, why = schema.check(name, v)
-      if why then
-        problem(name, why)
-      else
-        plan[name] = resolve_changes(name, value, opts, errors)
-      end
+local function take_id(plan, errors, opts, v)
+  if v == "" then return end
+  local id, why = schema.normalize("id", v)
+  if opts.insert then
+    problem(plan, errors, "id", "is read-only (Envoke assigns it on insert)")
+  elseif why then
+    problem(plan, errors, "id", why)
+  else
+    plan.id = id
+  end
+end
+
+-- A field that is a plain value: "" clears it, when the client asks for that.
+local function take_value(plan, errors, opts, name, v)
+  local value, why = schema.check(name, fit(opts, name, v))
+  if why then
+    problem(plan, errors, name, why)
+  elseif value ~= "" then
+    plan.values[name] = value
+  elseif opts.write_empty then
+    if NOT_CLEARABLE[name] then
+      problem(plan, errors, name, "cannot be cleared")
     else
-      local value, why = schema.check(name, fit(opts, name, v))
-      if why then
-        problem(name, why)
-      elseif value ~= "" then
-        plan.values[name] = value
-      elseif opts.write_empty then
-        if NOT_CLEARABLE[name] then
-          problem(name, "cannot be cleared")
-        else
-          plan.values[name] = ""
-        end
-      end
+      plan.values[name] = ""
     end
   end
+end
 
+-- One field of the body into the plan.
+local function take(plan, errors, opts, name, v, spec)
+  if not spec then
+    problem(plan, errors, name, "is an unknown field")
+  elseif name == "id" then
+    take_id(plan, errors, opts, v)
+  elseif name == "external_id" then
+    local value, why = schema.normalize(name, v)
+    if why then problem(plan, errors, name, why) elseif value ~= "" then plan.external_id = value end
+  elseif name == "consent_force_downgrade" then
+    local value, why = schema.check(name, v)
+    if why then problem(plan, errors, name, why) else plan.force = value end
+  elseif name == "custom_fields" then
+    custom_fields(v, plan, opts, errors)
+  elseif name == "interests" or name == "autoresponders" then
+    local value, why = schema.check(name, v)
+    if why then
+      problem(plan, errors, name, why)
+    else
+      plan[name] = resolve_changes(name, value, opts, errors)
+    end
+  else
+    take_value(plan, errors, opts, name, v)
+  end
+end
+
+-- consent_expiry is read-only and "ignored on updates" (docs/envoke-api.md §4),
+-- so it is not even checked; nor is date_created, which Envoke sets.
+local NOT_TAKEN = { consent_expiry = true, date_created = true }
+
+local function take_all(plan, errors, opts, body)
   for _, name in ipairs(ordered_keys(body)) do
     local v = body[name]
     local spec = schema.fields[name]
@@ -156,20 +157,24 @@ function write.parse(body, opts)
       v = (spec and (spec.type == "string" or spec.type == "enum" or spec.type == "consent"
         or spec.type == "datetime" or spec.type == "date")) and "" or nil
     end
-    if v ~= nil and name ~= "consent_expiry" and name ~= "date_created" then take(name, v, spec) end
+    if v ~= nil and not NOT_TAKEN[name] then take(plan, errors, opts, name, v, spec) end
   end
+end
 
-  -- The consent fields form one consent record (docs/envoke-api.md §4).
-  -- Both of Envoke's spellings mean one status; the rules and reads use Envoke's field-page one.
-  local status = schema.consent.canonical(plan.values.consent_status)
-  local description = plan.values.consent_description
-  local effective = plan.values.consent_effective_date
-  plan.values.consent_status, plan.values.consent_description, plan.values.consent_effective_date = nil, nil, nil
+-- The consent fields form one consent record (docs/envoke-api.md §4).
+-- Both of Envoke's spellings mean one status; the rules and reads use Envoke's field-page one.
+local function take_consent(plan, errors)
+  local values = plan.values
+  local status = schema.consent.canonical(values.consent_status)
+  local description = values.consent_description
+  local effective = values.consent_effective_date
+  values.consent_status, values.consent_description, values.consent_effective_date = nil, nil, nil
   if effective and not status then
-    problem("consent_effective_date", "is only accepted together with consent_status (it starts a new consent record)")
+    problem(plan, errors, "consent_effective_date",
+      "is only accepted together with consent_status (it starts a new consent record)")
   end
   if status and schema.consent.sendable[status] and (description == nil or description == "") then
-    problem("consent_description", "is required with consent_status '" .. status .. "'")
+    problem(plan, errors, "consent_description", "is required with consent_status '" .. status .. "'")
   end
   if status then
     plan.consent = {
@@ -180,6 +185,20 @@ function write.parse(body, opts)
   elseif description then
     plan.consent_description = description
   end
+end
+
+--- Validates a decoded request body.
+-- @tparam table body the decoded JSON object
+-- @tparam table opts `{ catalogue = <catalogue>, write_empty = <bool>, insert = <bool>,
+--   ignore_unknown = <bool>, truncate = <bool> }`; `insert` marks a plain insert, where an
+--   `id` cannot be given; the last two are the other readings of docs/envoke-api.md (settings)
+-- @treturn table the plan
+-- @treturn table the problems, one string each (empty when valid)
+function write.parse(body, opts)
+  local errors = {}
+  local plan = { values = {}, custom_fields = {}, interests = {}, autoresponders = {}, force = false, invalid = {} }
+  take_all(plan, errors, opts, body)
+  take_consent(plan, errors)
   return plan, errors
 end
 
