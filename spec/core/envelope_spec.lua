@@ -4,7 +4,6 @@
 -- every call without envelope, comes back exactly as before.
 
 local H = require "core_helper"
-local echo_server = require "echo_server"
 
 -- Every result of a call, and how many there were (LuaJIT has no table.pack).
 local function pack(...) return { n = select("#", ...), ... } end
@@ -32,20 +31,12 @@ local NOT_QUALIFYING = {
 }
 
 describe("pool:request with envelope", function()
-  local srv, pool
-
-  lazy_setup(function()
-    srv = echo_server.start{ tls = false }
-    pool = H.pool(srv.url)
-  end)
-
-  lazy_teardown(function()
-    if pool then pool:close() end
-    if srv then srv:stop() end
-  end)
+  local rig = H.echo_rig{ tls = false }
+  lazy_setup(rig.start)
+  lazy_teardown(rig.stop)
 
   it("returns status, result_data's exact text, nil, true for a qualifying answer", function()
-    local r = pack(pool:request("POST", "/reply/200", OK, nil, true))
+    local r = pack(rig.pool:request("POST", "/reply/200", OK, nil, true))
     assert.are.equal(4, r.n)
     assert.are.equal(200, r[1])
     assert.are.equal(OK_DATA, r[2])
@@ -55,7 +46,7 @@ describe("pool:request with envelope", function()
 
   it("takes any 2xx, whitespace in the document and a truthy non-boolean envelope", function()
     local spaced = ' {\n "success" : true ,\t"result_data" : { "a" : [ 1 , "\\u00e9\\ud83d\\ude00" ] } }\r\n'
-    local status, data, headers, env = pool:request("PUT", "/reply/201", spaced, nil, 1)
+    local status, data, headers, env = rig.pool:request("PUT", "/reply/201", spaced, nil, 1)
     assert.are.equal(201, status)
     assert.are.equal('{ "a" : [ 1 , "\\u00e9\\ud83d\\ude00" ] }', data)
     assert.is_nil(headers)
@@ -64,7 +55,7 @@ describe("pool:request with envelope", function()
 
   it("takes the last of duplicate members, as cjson does", function()
     local body = '{"success":false,"result_data":[],"success":true,"result_data":{"b":2}}'
-    local status, data, _, env = pool:request("POST", "/reply/200", body, nil, true)
+    local status, data, _, env = rig.pool:request("POST", "/reply/200", body, nil, true)
     assert.are.equal(200, status)
     assert.are.equal('{"b":2}', data)
     assert.is_true(env)
@@ -72,7 +63,7 @@ describe("pool:request with envelope", function()
 
   for _, case in ipairs(NOT_QUALIFYING) do
     it("returns status, body, headers as before for " .. case[1], function()
-      local r = pack(pool:request("POST", "/reply/" .. case[2], case[3], nil, true))
+      local r = pack(rig.pool:request("POST", "/reply/" .. case[2], case[3], nil, true))
       assert.are.equal(3, r.n)
       assert.are.equal(case[2], r[1])
       assert.are.equal(case[3], r[2])
@@ -95,9 +86,9 @@ describe("pool:request with envelope", function()
     for _, envelope in ipairs{ "absent", "nil", "false" } do
       local results
       if envelope == "absent" then
-        results = pack(pool:request("POST", "/reply/200", OK, nil))
+        results = pack(rig.pool:request("POST", "/reply/200", OK, nil))
       else
-        results = pack(pool:request("POST", "/reply/200", OK, nil, envelope == "false" and false or nil))
+        results = pack(rig.pool:request("POST", "/reply/200", OK, nil, envelope == "false" and false or nil))
       end
       assert.are.equal(3, results.n, envelope)
       assert.are.equal(200, results[1])
@@ -107,13 +98,13 @@ describe("pool:request with envelope", function()
   end)
 
   it("keeps a request's envelope to itself (a recycled request forgets it)", function()
-    assert.are.equal(OK_DATA, select(2, pool:request("POST", "/reply/200", OK, nil, true)))
-    assert.are.equal(OK, select(2, pool:request("POST", "/reply/200", OK)))
-    assert.are.equal(OK_DATA, select(2, pool:request("POST", "/reply/200", OK, nil, true)))
+    assert.are.equal(OK_DATA, select(2, rig.pool:request("POST", "/reply/200", OK, nil, true)))
+    assert.are.equal(OK, select(2, rig.pool:request("POST", "/reply/200", OK)))
+    assert.are.equal(OK_DATA, select(2, rig.pool:request("POST", "/reply/200", OK, nil, true)))
   end)
 
   it("keeps the caller's headers working beside it", function()
-    local status, data, _, env = pool:request("POST", "/reply/200", OK, { ["X-Trace"] = "1" }, true)
+    local status, data, _, env = rig.pool:request("POST", "/reply/200", OK, { ["X-Trace"] = "1" }, true)
     assert.are.equal(200, status)
     assert.are.equal(OK_DATA, data)
     assert.is_true(env)
@@ -124,14 +115,14 @@ describe("pool:request with envelope", function()
     local function run(calls)
       local ids = {}
       for i, c in ipairs(calls) do
-        ids[i] = pool:submit("POST", "/reply/" .. c[1], c[2], nil, c[3])
+        ids[i] = rig.pool:submit("POST", "/reply/" .. c[1], c[2], nil, c[3])
       end
       local got, deadline = {}, H.core.now() + 20000
       local left = #calls
       while left > 0 and H.core.now() < deadline do
-        pool:perform(50)
+        rig.pool:perform(50)
         for _ = 1, #calls do
-          local r = pack(pool:finished())
+          local r = pack(rig.pool:finished())
           if r[1] == nil then break end
           got[r[1]] = r
           left = left - 1

@@ -5,7 +5,6 @@
 local core = require "envoke.core"
 local envoke = require "envoke"
 local H = require "core_helper"
-local echo_server = require "echo_server"
 
 -- Every result of a call, and how many there were (LuaJIT has no table.pack).
 local function pack(...) return { n = select("#", ...), ... } end
@@ -108,22 +107,14 @@ describe("core.json_envelope", function()
 end)
 
 describe("core.json_envelope and pool:request's envelope argument", function()
-  local srv, pool
-
-  lazy_setup(function()
-    srv = echo_server.start{ tls = false }
-    pool = H.pool(srv.url)
-  end)
-
-  lazy_teardown(function()
-    if pool then pool:close() end
-    if srv then srv:stop() end
-  end)
+  local rig = H.echo_rig{ tls = false }
+  lazy_setup(rig.start)
+  lazy_teardown(rig.stop)
 
   it("agree on every body: the pool takes exactly the answers json_envelope takes", function()
     for _, case in ipairs(CASES) do
       local data = core.json_envelope(case[2])
-      local r = pack(pool:request("POST", "/reply/200", case[2], nil, true))
+      local r = pack(rig.pool:request("POST", "/reply/200", case[2], nil, true))
       assert.are.equal(200, r[1], case[1])
       if data then
         assert.are.equal(4, r.n, case[1])

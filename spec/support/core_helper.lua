@@ -37,6 +37,22 @@ function H.pool(base_url, opts)
   return core.pool(o)
 end
 
+--- An echo server and a pool on it, for a describe block to start and stop
+-- (`lazy_setup(rig.start)`, `lazy_teardown(rig.stop)`): `rig.srv`, `rig.pool`.
+-- (busted's lazy_setup is known to spec files only, not to this module.)
+function H.echo_rig(server_opts)
+  local rig = {}
+  function rig.start()
+    rig.srv = require("echo_server").start(server_opts)
+    rig.pool = H.pool(rig.srv.url)
+  end
+  function rig.stop()
+    if rig.pool then rig.pool:close() end
+    if rig.srv then rig.srv:stop() end
+  end
+  return rig
+end
+
 -- A request whose answer is the echo JSON: returns status, echo, headers.
 function H.echo(pool, method, path, body, headers)
   local status, resp, resp_headers = pool:request(method, path, body, headers)
