@@ -209,11 +209,6 @@ local json_envelope = core.json_envelope
 -- `expect`: the kinds a 400 may mean for this request (see `errors.from_response`).
 function Client:outcome(status, raw, headers, envelope, expect)
   if not status then return nil, self.redact(errors.from_transport(raw)) end
-  if envelope == true and status >= 200 and status < 300 then
-    -- The hot path of every write: a valid envelope saying success with a contact.
-    local data = json_envelope(raw)
-    if data then return data end
-  end
   local data, err
   if status >= 200 and status < 300 then
     data, err = self:success(status, raw, envelope, expect)
