@@ -138,12 +138,20 @@ end
 -- to it: the bulk loop's way, without a call per item.
 -- @local
 function Engine:submit(plan, callback, into)
-  self.client:check_open()
   -- Every field a handle gets later is named here (nil for now): the table is
   -- made at its final size instead of growing twice on each call.
-  local handle = setmetatable({ plan = plan, callback = callback, engine = self, attempts = 0, id = nil,
-                                state = nil, started = nil, result = nil, err = nil, into = into,
-                                bulk_job = nil }, Handle)
+  return self:launch(setmetatable({ plan = plan, callback = callback, engine = self, attempts = 0, id = nil,
+                                    state = nil, started = nil, result = nil, err = nil, into = into,
+                                    bulk_job = nil }, Handle))
+end
+
+--- Starts a call on a handle its caller made: a table with `plan`, `attempts`
+-- (0 for a first call) and `into`, which the engine fills as it fills its own
+-- (`id`, `state`, `started`, `result`, `err`). The bulk loop's jobs are their
+-- own handles this way: one table per item, not two.
+-- @local
+function Engine:launch(handle)
+  self.client:check_open()
   -- Scheduled first, so a request the transport refuses strands nothing.
   if self.client.bucket then self:schedule(handle) else self:send(handle) end
   self.pending = self.pending + 1
@@ -206,7 +214,7 @@ end
 -- An attempt's answer becomes the call's outcome (handle.result, handle.err),
 -- or the seconds to wait before the next attempt. Blocking and non-blocking
 -- calls share it: they differ only in how they wait.
-local function settle(engine, handle, status, data, err)
+local function settle(engine, handle, status, data, err, protected)
   local client, plan = engine.client, handle.plan
   if client.logger then
     client:log{ event = err and "error" or "response", method = plan.method, path = plan.path,
@@ -228,7 +236,7 @@ local function settle(engine, handle, status, data, err)
     handle.err = err
   elseif plan.finish then
     -- A blocking call's finish may raise to its caller; a non-blocking one's must not.
-    if handle.callback ~= nil or handle.engine then
+    if protected then
       handle.result, handle.err = finish_plan(plan, data)
     else
       handle.result, handle.err = plan.finish(plan, data)
@@ -245,7 +253,7 @@ function Engine:complete(handle, status, raw, headers, checked)
   local plan = handle.plan
   local data, err = raw, nil
   if not checked then data, err = self.client:outcome(status, raw, headers, plan.envelope, plan.expect) end
-  local wait = settle(self, handle, status, data, err)
+  local wait = settle(self, handle, status, data, err, true)
   if wait then return self:schedule(handle, core.now() + wait * 1000) end
   finish(self, handle)
 end
@@ -281,7 +289,7 @@ function Engine:run(plan)
       return data
     end
     handle = handle or { plan = plan, attempts = 1, started = started }
-    local wait = settle(self, handle, status, data, err)
+    local wait = settle(self, handle, status, data, err, false)
     if not wait then return handle.result, handle.err end
     client.sleep(wait * 1000)
   end

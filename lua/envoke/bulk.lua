@@ -65,6 +65,9 @@ end
 -- insert again by itself, unseen.
 local CLOSE = { Connection = "close" }
 
+-- The engine sends a bulk write at most once: every failure comes back to the run.
+local ONCE = Contact.once_kinds(CLOSE)
+
 -- A success's `unapplied` (see `envoke.contact:unapplied`), worked out only
 -- when read: it needs the answer decoded, which a bulk run otherwise avoids.
 local SUCCESS = { __index = function(r, key)
@@ -103,7 +106,7 @@ local function each_once(run, list, step)
 end
 
 -- Seconds since the job's first attempt began (for the retry policy's max_elapsed).
-local function elapsed(job) return (core.now() - job.began) / 1000 end
+local function elapsed(job) return (core.now() - job.started) / 1000 end
 
 -- The lookup that settles an ambiguous insert: by remote_id when it has one, else by email.
 local function lookup_plan(job)
@@ -179,15 +182,15 @@ end
 -- A final outcome: the caller's hooks see it at the end of this turn.
 function Run:finish(job, r)
   r.attempts = job.attempts
-  job.result = r
+  job.outcome = r
   local finished = self.finished
   finished[#finished + 1] = job
 end
 
 -- As finish, inline: every item that succeeds comes here.
 function Run:succeed(job, result, reconciled)
-  job.result = setmetatable({ ok = true, contact = result, applied = true, reconciled = reconciled or nil,
-                              attempts = job.attempts }, SUCCESS)
+  job.outcome = setmetatable({ ok = true, contact = result, applied = true, reconciled = reconciled or nil,
+                               attempts = job.attempts }, SUCCESS)
   local finished = self.finished
   finished[#finished + 1] = job
 end
@@ -229,9 +232,11 @@ function Run:pull()
     end
     if start then
       active = active + 1
-      -- The fields set later are named (nil) so that the job is made at its final size.
-      prepare(self, { pos = pos, item = item, attempts = 0, key = key, contact = nil, plan = nil, phase = nil,
-                      began = nil, result = nil })
+      -- A job is its write's engine handle (see Engine:launch): the fields
+      -- set later, the engine's included, are named (nil) so that the job is made at its final size.
+      prepare(self, { pos = pos, item = item, key = key, contact = nil, phase = nil, outcome = nil,
+                      plan = nil, attempts = 0, into = self.arrived, id = nil, state = nil, started = nil,
+                      result = nil, err = nil })
     end
   end
   self.pos, self.active = pos, active
@@ -262,19 +267,16 @@ function Run:prepare(job)
   if getmetatable(item) ~= Contact.metatable then built, contact = pcall(self.client.contact, self.client, item) end
   if not built then return self:refused(job, contact) end
   job.contact = contact
-  local planned, plan, result, err = pcall(Contact.plan, contact, self.op, self.op_opts or nil)
+  local planned, plan, result, err = pcall(Contact.plan, contact, self.op, self.op_opts or nil, ONCE)
   if not planned then return self:refused(job, plan) end
   if not plan then
     if result then return Run.succeed(self, job, contact) end
     return self:fail(job, err, false)
   end
-  -- The engine retries only what never left; every other failure comes back here.
-  plan.idempotent = false
-  local is_insert = self.is_insert
-  if is_insert then plan.headers = CLOSE end
   job.plan = plan
-  if self.policy then job.began = core.now() end -- for max_elapsed, when retries are on
-  if is_insert and self.jnl then self:journal_start(job) end
+  -- For max_elapsed, when retries are on; the engine keeps a start it is given.
+  if self.policy then job.started = core.now() end
+  if self.is_insert and self.jnl then self:journal_start(job) end
   job.phase = job.phase or "write"
   local to_send = self.to_send
   to_send[#to_send + 1] = job
@@ -290,15 +292,22 @@ function Run:journal_start(job)
   jnl:started(job.pos)
 end
 
--- Submits the job's write, or its lookup; the engine appends the handle to `arrived` when it is done.
+-- Submits the job's write (the job is its handle), or its lookup (a handle
+-- of its own); the engine appends the handle to `arrived` when it is done.
 function Run:send(job)
-  local engine, lookup = self.engine, job.phase == "lookup"
-  local sent, handle = pcall(engine.submit, engine, lookup and lookup_plan(job) or job.plan, nil, self.arrived)
-  if not sent then
-    if lookup then return self:fail(job, errors.new("cancelled", { message = errors.reason(handle) }), "unknown") end
-    return self:refused(job, handle)
+  local engine = self.engine
+  if job.phase == "lookup" then
+    local sent, handle = pcall(engine.submit, engine, lookup_plan(job), nil, self.arrived)
+    if not sent then return self:fail(job, errors.new("cancelled", { message = errors.reason(handle) }), "unknown") end
+    handle.bulk_job = job
+    return
   end
-  handle.bulk_job = job
+  local attempts = job.attempts
+  local sent, problem = pcall(engine.launch, engine, job)
+  if not sent then
+    job.attempts = attempts -- an attempt the transport refused never began
+    return self:refused(job, problem)
+  end
 end
 
 -- A write that failed: retry, reconcile, or report.
@@ -347,14 +356,14 @@ function Run:lookup_done(job, data, err)
   self:fail(job, cause, false)
 end
 
--- A handle the engine finished.
+-- A handle the engine finished: a job's write, or a lookup's own handle.
 function Run:arrive(handle)
   local job = handle.bulk_job
-  if job.phase == "lookup" then return self:lookup_done(job, handle.result, handle.err) end
-  job.attempts = job.attempts + handle.attempts
-  if handle.err then return self:write_failed(job, handle.err) end
+  if job then return self:lookup_done(job, handle.result, handle.err) end
+  job = handle
+  if job.err then return self:write_failed(job, job.err) end
   if job.cause then job.cause = nil end
-  Run.succeed(self, job, handle.result)
+  Run.succeed(self, job, job.result)
 end
 
 -- The finished jobs reach the summary, the journal and the caller's hooks, in
@@ -367,7 +376,7 @@ function Run:report()
   while finished[n + 1] ~= nil do
     n = n + 1
     local job = finished[n]
-    local r = job.result
+    local r = job.outcome
     done = done + 1
     if r.ok then
       summary.succeeded = summary.succeeded + 1

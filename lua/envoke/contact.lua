@@ -557,11 +557,23 @@ local EXPECT_INSERT, EXPECT_WRITE, EXPECT_DELETE = { "duplicate" }, { "not_found
 
 -- A write plan holds only what differs per call; what every plan of its kind
 -- shares is reached through the metatable (a save makes a table of 4 fields, not 9).
-local function write_kind(method, idempotent)
+local function write_kind(method, idempotent, expect, headers)
   return { __index = { method = method, idempotent = idempotent, envelope = true, finish = finish_write,
-                       expect = idempotent and EXPECT_WRITE or EXPECT_INSERT } }
+                       expect = expect, headers = headers } }
 end
-local SAVE, INSERT, UPSERT = write_kind("PATCH", true), write_kind("POST", false), write_kind("POST", true)
+-- The kinds of the blocking and `*_async` writes.
+local WRITES = { save = write_kind("PATCH", true, EXPECT_WRITE), insert = write_kind("POST", false, EXPECT_INSERT),
+                 upsert = write_kind("POST", true, EXPECT_WRITE) }
+
+--- Write kinds the engine sends at most once, for `envoke.bulk`, which retries
+-- writes itself (it knows when a failed one may have been applied); an insert
+-- carries `insert_headers`. Passed to `Contact.plan`.
+-- @local
+function Contact.once_kinds(insert_headers)
+  return { save = write_kind("PATCH", false, EXPECT_WRITE),
+           insert = write_kind("POST", false, EXPECT_INSERT, insert_headers),
+           upsert = write_kind("POST", false, EXPECT_WRITE) }
+end
 
 local function write_plan(self, kind, path, params, body, id)
   if params ~= NO_PARAMS then path = query.path(path, params) end
@@ -571,7 +583,7 @@ end
 -- What each call sends; a plan, or (nil, result, err) when nothing needs sending.
 local plans = {}
 
-function plans.save(self, opts)
+function plans.save(self, opts, kinds)
   opts = check_opts(opts, "save")
   local body, params = request_parts(self)
   if not body then return nil, self end
@@ -579,7 +591,7 @@ function plans.save(self, opts)
   if bad then return nil, nil, bad end
   if id and (opts.keyfield == nil or opts.keyfield == "id") then
     -- ids are normalized integers: they concatenate as plain digits on every Lua
-    return write_plan(self, SAVE, "/v1/contacts/" .. id, params, body, id)
+    return write_plan(self, (kinds or WRITES).save, "/v1/contacts/" .. id, params, body, id)
   end
   local keyfield = opts.keyfield or "email"
   if keyfield == "id" then return validation("save: keyfield 'id', but the contact has no id yet") end
@@ -589,15 +601,15 @@ function plans.save(self, opts)
   end
   body[keyfield] = key
   params = { keyfield = keyfield, write_empty_values = params.write_empty_values }
-  return write_plan(self, SAVE, "/v1/contacts", params, body)
+  return write_plan(self, (kinds or WRITES).save, "/v1/contacts", params, body)
 end
 
-function plans.insert(self)
+function plans.insert(self, _, kinds)
   local body, params = request_parts(self)
   if not body or not body.email then return validation("insert: contact field 'email' is required") end
   -- Not idempotent: a retried insert could create a duplicate, so it is
   -- retried only when it provably never reached the server.
-  return write_plan(self, INSERT, "/v1/contacts", params, body)
+  return write_plan(self, (kinds or WRITES).insert, "/v1/contacts", params, body)
 end
 
 -- An upsert is keyed by its keyfield alone: email unless told otherwise (the
@@ -610,7 +622,7 @@ local function upsert_keyfield(self, opts)
   return "email"
 end
 
-function plans.upsert(self, opts)
+function plans.upsert(self, opts, kinds)
   opts = check_opts(opts, "upsert")
   local body, params = request_parts(self)
   -- A copy: the key added below must not stay in the pending changes.
@@ -632,7 +644,7 @@ function plans.upsert(self, opts)
     end
     body[keyfield] = key
   end
-  return write_plan(self, UPSERT, "/v1/contacts", params, body)
+  return write_plan(self, (kinds or WRITES).upsert, "/v1/contacts", params, body)
 end
 
 local function require_id(self, caller)
@@ -656,9 +668,10 @@ function plans.reload(self)
 end
 
 --- The plan of a call (for `envoke.bulk`): a plan, or nil, result, err.
+-- `kinds` (from `Contact.once_kinds`) replaces the usual kinds of write.
 -- @local
-function Contact.plan(self, op, opts)
-  return plans[op](self, opts)
+function Contact.plan(self, op, opts, kinds)
+  return plans[op](self, opts, kinds)
 end
 
 local function run(self, plan, result, err)
