@@ -800,9 +800,21 @@ static double now_ms(void)
     return (double)now.tv_sec * 1000.0 + (double)now.tv_nsec / 1e6;
 }
 
+/* The pool a method is called on. Its metatable is compared with the one the
+ * methods hold as their upvalue: luaL_checkudata looks the name up in the
+ * registry at every call, and LuaJIT interns the name again each time. Anything
+ * else goes to luaL_checkudata for its usual error. */
 static ek_pool *check_pool(lua_State *L)
 {
-    ek_pool *p = (ek_pool *)luaL_checkudata(L, 1, POOL_MT);
+    ek_pool *p = (ek_pool *)lua_touserdata(L, 1);
+    int same = 0;
+
+    if (p != NULL && lua_getmetatable(L, 1)) {
+        same = lua_rawequal(L, -1, lua_upvalueindex(1));
+        lua_pop(L, 1);
+    }
+    if (!same)
+        p = (ek_pool *)luaL_checkudata(L, 1, POOL_MT);
     if (p->closed)
         luaL_error(L, EK_MODULE ": attempt to use a closed pool");
     return p;
@@ -1721,7 +1733,8 @@ void ek_open_pool(lua_State *L)
     luaL_newmetatable(L, POOL_MT);
     ek_setfuncs(L, meta, 0);
     lua_newtable(L);
-    ek_setfuncs(L, methods_reg, 0);
+    lua_pushvalue(L, -2); /* the methods' upvalue: the metatable, for check_pool */
+    ek_setfuncs(L, methods_reg, 1);
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
 

@@ -57,6 +57,21 @@ describe("pool lifetime", function()
     pool:close()
   end)
 
+  it("every method names the pool it expected, whatever else it is given", function()
+    local pool = H.pool(srv.url)
+    -- A userdata with another metatable, one with the pool's methods as its
+    -- metatable's fields, and values that are no userdata at all.
+    local others = { io.stdout, {}, "pool", 42, true, getmetatable(pool).__index }
+    for _, name in ipairs{ "request", "submit", "perform", "finished", "cancel", "pending" } do
+      for _, other in ipairs(others) do
+        H.contains(H.raises(pool[name], other, "GET", "/x"), "envoke.core.pool expected")
+      end
+      H.contains(H.raises(pool[name]), "envoke.core.pool expected")
+    end
+    assert.are.equal(0, pool:pending())
+    pool:close()
+  end)
+
   it("is collected without close, also with requests pending", function()
     for i = 1, 20 do
       local pool = H.pool(srv.url)
