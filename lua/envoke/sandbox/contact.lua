@@ -115,31 +115,29 @@ local function index_of(list, id, key)
   return nil
 end
 
---- Applies a validated write (see `envoke.sandbox.write`) to a record.
--- @treturn table notes on what was refused (for the request log)
-function contact.apply(record, plan, now)
-  local notes = {}
-  for name, value in pairs(plan.values) do record[name] = value end
-
+-- The write's consent change, if the rules allow it; notes why not otherwise.
+local function apply_consent(record, plan, now, notes)
   local c = plan.consent
-  if c then
-    local current = contact.status(record, now)
-    local effective = c.effective or now
-    local expires = consent.expires_at(c.status, effective)
-    local ok, why = consent.change_allowed(current, record.consent_expires, c.status, expires, plan.force)
-    if ok then
-      record.consent_status = c.status
-      record.consent_description = c.description or ""
-      record.consent_effective = effective
-      record.consent_expires = expires
-    else
-      -- A refused change keeps the whole consent record; the rest applies.
-      notes[#notes + 1] = "consent unchanged: " .. why
-    end
-  elseif plan.consent_description then
-    record.consent_description = plan.consent_description
+  if not c then
+    if plan.consent_description then record.consent_description = plan.consent_description end
+    return
   end
+  local effective = c.effective or now
+  local expires = consent.expires_at(c.status, effective)
+  local ok, why = consent.change_allowed(contact.status(record, now), record.consent_expires, c.status, expires,
+                                         plan.force)
+  if not ok then
+    -- A refused change keeps the whole consent record; the rest applies.
+    notes[#notes + 1] = "consent unchanged: " .. why
+    return
+  end
+  record.consent_status = c.status
+  record.consent_description = c.description or ""
+  record.consent_effective = effective
+  record.consent_expires = expires
+end
 
+local function apply_custom_fields(record, plan)
   for name, value in pairs(plan.custom_fields) do
     if value == "" then
       record.custom_fields[name] = nil
@@ -147,7 +145,9 @@ function contact.apply(record, plan, now)
       record.custom_fields[name] = value
     end
   end
+end
 
+local function apply_interests(record, plan)
   for _, change in ipairs(plan.interests) do
     local i = index_of(record.interests, change.entry.id)
     if change.action == "Set" and not i then
@@ -156,25 +156,39 @@ function contact.apply(record, plan, now)
       table.remove(record.interests, i)
     end
   end
+end
 
-  -- Nurtures need a consent that allows sending, as it stands after this write.
+-- Nurtures need a consent that allows sending, as it stands after this write.
+local function apply_autoresponders(record, plan, now, notes)
   local sendable = schema.consent.sendable[contact.status(record, now)]
+  local list = record.autoresponders
   for _, change in ipairs(plan.autoresponders) do
-    local i = index_of(record.autoresponders, change.entry.id, "id")
+    local i = index_of(list, change.entry.id, "id")
     if change.action == "Set" then
       if not sendable then
         notes[#notes + 1] = "nurture '" .. change.entry.name .. "' not set: consent does not allow sending"
       elseif i then
-        record.autoresponders[i].state = "queued"
+        list[i].state = "queued"
       else
-        record.autoresponders[#record.autoresponders + 1] = { id = change.entry.id, state = "queued" }
+        list[#list + 1] = { id = change.entry.id, state = "queued" }
       end
     elseif change.action == "Unset" and i then
-      table.remove(record.autoresponders, i)
+      table.remove(list, i)
     elseif change.action == "Dequeue" and i then
-      record.autoresponders[i].state = "dequeued"
+      list[i].state = "dequeued"
     end
   end
+end
+
+--- Applies a validated write (see `envoke.sandbox.write`) to a record.
+-- @treturn table notes on what was refused (for the request log)
+function contact.apply(record, plan, now)
+  local notes = {}
+  for name, value in pairs(plan.values) do record[name] = value end
+  apply_consent(record, plan, now, notes)
+  apply_custom_fields(record, plan)
+  apply_interests(record, plan)
+  apply_autoresponders(record, plan, now, notes)
   return notes
 end
 
