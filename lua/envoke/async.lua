@@ -47,9 +47,12 @@ function Handle:wait(timeout_ms)
 end
 
 -- Ends a call that has not finished with a `cancelled` error. `sent` is false
--- only when no attempt of it can have reached the server.
+-- only when no attempt of it can have reached the server. A plan sent at most
+-- once (idempotent = false) is retried by the engine only when an attempt never
+-- left: its earlier attempts reached nothing (a bulk job's earlier writes are
+-- for the bulk loop to judge).
 local function cancel(engine, handle, why)
-  local sent = handle.attempts > 1 or nil
+  local sent = handle.attempts > 1 and handle.plan.idempotent ~= false or nil
   if handle.state == "inflight" then
     local _, reached = engine.transport:cancel(handle.id)
     engine.inflight[handle.id] = nil

@@ -201,10 +201,11 @@ function Run:fail(job, err, applied)
   self:finish(job, { ok = false, err = err, contact = job.contact, applied = applied })
 end
 
--- A job that could not be built or sent: nothing left.
+-- A job that could not be built or sent: this attempt never left (an earlier
+-- one may have been applied: job.maybe).
 function Run:refused(job, problem)
   local kind = self.client.closed and "cancelled" or "validation"
-  self:fail(job, errors.new(kind, { message = errors.reason(problem), sent = false }), false)
+  self:fail(job, errors.new(kind, { message = errors.reason(problem), sent = false }))
 end
 
 -- The job goes out again (phase "write" or "lookup") in wait_ms.
