@@ -135,7 +135,9 @@ local function make_tls_files(prefix, names)
   return prefix .. "/tls/ca.pem", prefix .. "/tls/server.pem", prefix .. "/tls/server.key"
 end
 
-local function build_config(opts, prefix, root, port, tls_port, tls)
+-- The Lua module's search paths: the caller's entries first, then the
+-- repository's Lua tree (path) or nginx's defaults (cpath).
+local function lua_paths(opts, root)
   local lua_path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. root .. "/?.lua;;"
   if opts.lua_path and opts.lua_path ~= "" then
     lua_path = opts.lua_path:gsub(";+$", "") .. ";" .. lua_path
@@ -144,8 +146,11 @@ local function build_config(opts, prefix, root, port, tls_port, tls)
   if opts.lua_cpath and opts.lua_cpath ~= "" then
     lua_cpath = opts.lua_cpath:gsub(";+$", "") .. ";;"
   end
-  local server_body = opts.server or ""
-  local lines = {
+  return lua_path, lua_cpath
+end
+
+local function main_directives(opts, prefix)
+  return table.concat({
     "load_module " .. MODULES .. "/ndk_http_module.so;",   -- must precede the Lua module
     "load_module " .. MODULES .. "/ngx_http_lua_module.so;",
     -- Only meaningful as root (nginx ignores it otherwise): workers then read
@@ -155,7 +160,13 @@ local function build_config(opts, prefix, root, port, tls_port, tls)
     "pid " .. q(prefix .. "/nginx.pid") .. ";",
     "error_log " .. q(prefix .. "/error.log") .. " info;",
     "events { worker_connections 1024; }",
-    "http {",
+  }, "\n")
+end
+
+-- Temp paths inside the prefix: nothing is assumed about /var/lib/nginx.
+local function http_directives(opts, prefix, root)
+  local lua_path, lua_cpath = lua_paths(opts, root)
+  return table.concat({
     "  access_log off;",
     "  keepalive_requests 100000;",
     "  client_body_temp_path " .. q(prefix .. "/tmp/body") .. ";",
@@ -166,20 +177,28 @@ local function build_config(opts, prefix, root, port, tls_port, tls)
     "  lua_package_path " .. q(lua_path) .. ";",
     "  lua_package_cpath " .. q(lua_cpath) .. ";",
     opts.http or "",
-    "  server {",
-    "    listen 127.0.0.1:" .. port .. ";",
-    server_body,
-    "  }",
+  }, "\n")
+end
+
+-- A server{} block: its directives, then the caller's text for every server.
+local function server_block(directives, server_body)
+  return "  server {\n" .. table.concat(directives, "\n") .. "\n" .. server_body .. "\n  }"
+end
+
+local function build_config(opts, prefix, root, port, tls_port, tls)
+  local server_body = opts.server or ""
+  local lines = {
+    main_directives(opts, prefix),
+    "http {",
+    http_directives(opts, prefix, root),
+    server_block({ "    listen 127.0.0.1:" .. port .. ";" }, server_body),
   }
   if tls_port then
-    lines[#lines + 1] = table.concat({
-      "  server {",
+    lines[#lines + 1] = server_block({
       "    listen 127.0.0.1:" .. tls_port .. " ssl http2;",
       "    ssl_certificate " .. q(tls.cert) .. ";",
       "    ssl_certificate_key " .. q(tls.key) .. ";",
-      server_body,
-      "  }",
-    }, "\n")
+    }, server_body)
   end
   lines[#lines + 1] = "}"
   return table.concat(lines, "\n") .. "\n"
@@ -274,9 +293,9 @@ end
 -- Foreground mode: a shell wrapper runs nginx with daemon off, forwards
 -- INT/TERM/HUP to it, stops it if the Lua process goes away, and reports
 -- "ready PID", a "tick" a second, then "exit CODE" on its stdout.
-local function launch_foreground(srv, conf, on_ready)
+local function foreground_script(srv, conf)
   local p = shell_quote(srv.prefix)
-  local script = ALIVE_FN .. table.concat({
+  return ALIVE_FN .. table.concat({
     "lua_pid=$PPID",
     NGINX .. " -p " .. p .. " -c " .. shell_quote(conf) .. " -e " .. shell_quote(srv.prefix .. "/error.log")
       .. " -g 'daemon off;' >>" .. shell_quote(srv.prefix .. "/stderr.log") .. " 2>&1 </dev/null &",
@@ -296,59 +315,75 @@ local function launch_foreground(srv, conf, on_ready)
     "if alive $lua_pid; then echo $st >" .. p .. "/exit_code; else rm -rf " .. p .. "; fi",
     "echo \"exit $st\"",
   }, "\n")
-  write_file(srv.prefix .. "/run.sh", script .. "\n")
-  local pipe = assert(io.popen("unset LD_PRELOAD; exec sh " .. shell_quote(srv.prefix .. "/run.sh"), "r"))
-  local ready, exit_code = false, nil
-  -- Reads until the wrapper closes the pipe, which it does once nginx exited.
-  local function read_all()
-    for line in pipe:lines() do
-      local pid = line:match("^ready (%d+)")
-      if pid then
-        ready, srv.pid = true, tonumber(pid)
-        if on_ready then on_ready(srv) end
-      end
-      local code = line:match("^exit (%d+)")
-      if code then exit_code = tonumber(code) end
-    end
+end
+
+-- One line from the wrapper into fg (srv, pipe, on_ready, ready, exit_code);
+-- a "tick" is there only to wake the read.
+local function take_report(fg, line)
+  local pid = line:match("^ready (%d+)")
+  if pid then
+    fg.ready, fg.srv.pid = true, tonumber(pid)
+    if fg.on_ready then fg.on_ready(fg.srv) end
   end
-  -- Ctrl-C reaches nginx (which exits) and Lua, where lua.c makes it an
-  -- "interrupted!" error at the next instruction, and 5.4 also breaks the
-  -- read with EINTR. Both are caught, at two levels because the hook may
-  -- fire just after the inner pcall returns, and reading resumes until the
-  -- wrapper reports nginx's exit.
-  local function is_interrupt(err)
-    err = tostring(err)
-    return err:find("interrupted!", 1, true) or err:find("Interrupted system call", 1, true)
+  local code = line:match("^exit (%d+)")
+  if code then fg.exit_code = tonumber(code) end
+end
+
+-- Reads until the wrapper closes the pipe, which it does once nginx exited.
+local function read_all(fg)
+  for line in fg.pipe:lines() do take_report(fg, line) end
+end
+
+-- Ctrl-C reaches nginx (which exits) and Lua, where lua.c makes it an
+-- "interrupted!" error at the next instruction, and 5.4 also breaks the
+-- read with EINTR. Both are caught, at two levels because the hook may
+-- fire just after the inner pcall returns, and reading resumes until the
+-- wrapper reports nginx's exit.
+local function is_interrupt(err)
+  err = tostring(err)
+  return err:find("interrupted!", 1, true) or err:find("Interrupted system call", 1, true)
+end
+
+-- A SIGINT sent to Lua alone (not the process group) must still stop nginx.
+local function interrupted(srv)
+  if not srv.interrupted and srv.pid then
+    os.execute("kill -TERM " .. srv.pid .. " 2>/dev/null")
   end
-  -- A SIGINT sent to Lua alone (not the process group) must still stop nginx.
-  local function interrupted()
-    if not srv.interrupted and srv.pid then
-      os.execute("kill -TERM " .. srv.pid .. " 2>/dev/null")
-    end
-    srv.interrupted = true
-  end
-  local function drive()
-    for _ = 1, 20 do
-      local ok, err = pcall(read_all)
-      if ok then return end
-      if not is_interrupt(err) then error(err, 0) end
-      interrupted()
-    end
-  end
-  local failure
+  srv.interrupted = true
+end
+
+-- The inner level: reads on after each interrupt; raises anything else.
+local function drive(fg)
   for _ = 1, 20 do
-    local ok, err = pcall(drive)
-    if ok then break end
-    if not is_interrupt(err) then failure = err break end
-    interrupted()
+    local ok, err = pcall(read_all, fg)
+    if ok then return end
+    if not is_interrupt(err) then error(err, 0) end
+    interrupted(fg.srv)
   end
+end
+
+-- The outer level: returns the error that was not an interrupt, if any.
+local function drive_through_interrupts(fg)
+  for _ = 1, 20 do
+    local ok, err = pcall(drive, fg)
+    if ok then return nil end
+    if not is_interrupt(err) then return err end
+    interrupted(fg.srv)
+  end
+end
+
+local function launch_foreground(srv, conf, on_ready)
+  write_file(srv.prefix .. "/run.sh", foreground_script(srv, conf) .. "\n")
+  local pipe = assert(io.popen("unset LD_PRELOAD; exec sh " .. shell_quote(srv.prefix .. "/run.sh"), "r"))
+  local fg = { srv = srv, pipe = pipe, on_ready = on_ready, ready = false }
+  local failure = drive_through_interrupts(fg)
   pcall(pipe.close, pipe)
-  srv.exit_code = exit_code or tonumber(read_file(srv.prefix .. "/exit_code") or "")
+  srv.exit_code = fg.exit_code or tonumber(read_file(srv.prefix .. "/exit_code") or "")
   if failure then
     srv:stop()
     error(failure, 0)
   end
-  return ready or srv.interrupted
+  return fg.ready or srv.interrupted
 end
 
 local function start_error(srv, what)
@@ -356,50 +391,72 @@ local function start_error(srv, what)
   return "sandbox.nginx: " .. what .. " (prefix " .. srv.prefix .. ")\n" .. text
 end
 
+-- This attempt's ports (random unless given) and the URLs that follow.
+local function assign_ports(srv, opts)
+  local want_tls = opts.tls_port
+  local port = opts.port or pick_port({})
+  local tls_port = want_tls and (type(want_tls) == "number" and want_tls or pick_port({ [port] = true })) or nil
+  srv.port, srv.tls_port = port, tls_port
+  srv.url = "http://127.0.0.1:" .. port
+  srv.tls_url = tls_port and ("https://127.0.0.1:" .. tls_port) or nil
+end
+
+-- The config for this attempt's ports, and empty logs, so that a failed
+-- attempt's "Address already in use" is not read again.
+local function write_attempt_files(srv, opts, root)
+  local conf = srv.prefix .. "/nginx.conf"
+  write_file(conf, build_config(opts, srv.prefix, root, srv.port, srv.tls_port,
+    { cert = srv.cert_file, key = srv.key_file }))
+  write_file(srv.prefix .. "/stderr.log", "")
+  write_file(srv.prefix .. "/error.log", "")
+  return conf
+end
+
+local function launch(srv, conf, opts)
+  if opts.foreground then
+    return launch_foreground(srv, conf, opts.on_ready)
+  end
+  return launch_daemon(srv, conf)
+end
+
+-- A port taken since it was picked is worth new random ports, unless every
+-- port is fixed.
+local function worth_retrying(srv, opts, attempt)
+  local log = (read_file(srv.prefix .. "/stderr.log") or "") .. srv:error_log()
+  return log:find("Address already in use", 1, true)
+    and attempt < START_ATTEMPTS
+    and not (opts.port and (type(opts.tls_port) ~= "boolean"))
+end
+
+local function start_in(srv, opts, root)
+  if opts.tls_port then
+    local names = opts.tls_names or { "127.0.0.1", "localhost" }
+    srv.ca_file, srv.cert_file, srv.key_file = make_tls_files(srv.prefix, names)
+  end
+  for attempt = 1, START_ATTEMPTS do
+    assign_ports(srv, opts)
+    local conf = write_attempt_files(srv, opts, root)
+    if launch(srv, conf, opts) then return srv end
+    if not worth_retrying(srv, opts, attempt) then
+      error(start_error(srv, "nginx did not start"), 0)
+    end
+  end
+end
+
+--- Starts nginx in a new prefix; the options and the server's fields are
+-- described at the top of this file.
+-- @tparam[opt] table opts
+-- @return the server; a daemon one runs until srv:stop(), a foreground one
+-- has already stopped
 function M.start(opts)
   opts = opts or {}
   check_opts(opts)
   local root = repo_root()
-  local fixed_port = opts.port
-  local want_tls = opts.tls_port
-  local names = opts.tls_names or { "127.0.0.1", "localhost" }
-
-  local prefix = make_prefix()
-  local srv = setmetatable({ prefix = prefix }, Server)
-  local ok_all, result = pcall(function()
-    if want_tls then
-      srv.ca_file, srv.cert_file, srv.key_file = make_tls_files(prefix, names)
-    end
-    for attempt = 1, START_ATTEMPTS do
-      local port = fixed_port or pick_port({})
-      local tls_port = want_tls and (type(want_tls) == "number" and want_tls or pick_port({ [port] = true })) or nil
-      srv.port, srv.tls_port = port, tls_port
-      srv.url = "http://127.0.0.1:" .. port
-      srv.tls_url = tls_port and ("https://127.0.0.1:" .. tls_port) or nil
-      local conf = prefix .. "/nginx.conf"
-      write_file(conf, build_config(opts, prefix, root, port, tls_port,
-        { cert = srv.cert_file, key = srv.key_file }))
-      write_file(prefix .. "/stderr.log", "")
-      write_file(prefix .. "/error.log", "")
-      local started
-      if opts.foreground then
-        started = launch_foreground(srv, conf, opts.on_ready)
-      else
-        started = launch_daemon(srv, conf)
-      end
-      if started then return srv end
-      local log = (read_file(prefix .. "/stderr.log") or "") .. srv:error_log()
-      local retry = log:find("Address already in use", 1, true)
-        and attempt < START_ATTEMPTS
-        and not (fixed_port and (type(want_tls) ~= "boolean"))
-      if not retry then
-        error(start_error(srv, "nginx did not start"), 0)
-      end
-    end
-  end)
-  if not ok_all then
+  local srv = setmetatable({ prefix = make_prefix() }, Server)
+  local ok, err = pcall(start_in, srv, opts, root)
+  if not ok then
     srv:stop()
-    error(result, 2)
+    error(err, 2)
   end
   if opts.foreground then
     srv:stop()
