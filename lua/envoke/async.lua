@@ -326,6 +326,17 @@ local function finish_ready(engine, ready)
   return finished, engine.client.closed
 end
 
+-- A waiting call whose send the transport refused (it raised): there is no
+-- caller's line to raise at, and raising out of poll would strand the calls
+-- still waiting. The call ends with the refusal at the next poll; that attempt never began.
+local function refused(engine, handle, problem)
+  handle.attempts = handle.attempts - 1
+  handle.err = errors.new("validation", { message = errors.reason(problem), sent = false,
+                                          attempts = handle.attempts })
+  handle.state = "ready"
+  engine.ready[#engine.ready + 1] = handle
+end
+
 -- Sends the waiting calls whose time has come. Returns how long poll may wait
 -- for answers (timeout_ms, or less: until the next one is due) and when that is.
 local function send_due(engine, timeout_ms)
@@ -334,7 +345,8 @@ local function send_due(engine, timeout_ms)
   engine.waiting = {}
   for _, handle in ipairs(waiting) do
     if handle.due <= now then
-      engine:send(handle)
+      local sent, problem = pcall(engine.send, engine, handle)
+      if not sent then refused(engine, handle, problem) end
     else
       engine.waiting[#engine.waiting + 1] = handle
       if not next_due or handle.due < next_due then next_due = handle.due end
