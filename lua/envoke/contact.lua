@@ -561,18 +561,22 @@ local function write_kind(method, idempotent, expect, headers)
   return { __index = { method = method, idempotent = idempotent, envelope = true, finish = finish_write,
                        expect = expect, headers = headers } }
 end
+-- The kinds of save, insert and upsert; with `once`, all sent at most once. An
+-- insert is never retried once it may have left (it could make a duplicate).
+local function write_kinds(once, insert_headers)
+  return { save = write_kind("PATCH", not once, EXPECT_WRITE),
+           insert = write_kind("POST", false, EXPECT_INSERT, insert_headers),
+           upsert = write_kind("POST", not once, EXPECT_WRITE) }
+end
 -- The kinds of the blocking and `*_async` writes.
-local WRITES = { save = write_kind("PATCH", true, EXPECT_WRITE), insert = write_kind("POST", false, EXPECT_INSERT),
-                 upsert = write_kind("POST", true, EXPECT_WRITE) }
+local WRITES = write_kinds(false)
 
 --- Write kinds the engine sends at most once, for `envoke.bulk`, which retries
 -- writes itself (it knows when a failed one may have been applied); an insert
 -- carries `insert_headers`. Passed to `Contact.plan`.
 -- @local
 function Contact.once_kinds(insert_headers)
-  return { save = write_kind("PATCH", false, EXPECT_WRITE),
-           insert = write_kind("POST", false, EXPECT_INSERT, insert_headers),
-           upsert = write_kind("POST", false, EXPECT_WRITE) }
+  return write_kinds(true, insert_headers)
 end
 
 local function write_plan(self, kind, path, params, body, id)
