@@ -111,11 +111,13 @@ local function begin(engine, handle)
 end
 
 -- Sends the handle's request now. The first send happens inside the caller's
--- own call, so a bad argument raises there and not in a later poll.
+-- own call, so a bad argument raises there and not in a later poll. The
+-- attempt begins once the transport has taken the request: one it refuses is
+-- neither counted nor logged.
 function Engine:send(handle)
   local plan = handle.plan
-  begin(self, handle)
   local id = self.transport:submit(plan.method, plan.path, plan.body, plan.headers, plan.envelope == true)
+  begin(self, handle)
   handle.id, handle.state = id, "inflight"
   self.inflight[id] = handle
 end
@@ -328,9 +330,8 @@ end
 
 -- A waiting call whose send the transport refused (it raised): there is no
 -- caller's line to raise at, and raising out of poll would strand the calls
--- still waiting. The call ends with the refusal at the next poll; that attempt never began.
+-- still waiting. The call ends with the refusal at the next poll.
 local function refused(engine, handle, problem)
-  handle.attempts = handle.attempts - 1
   handle.err = errors.new("validation", { message = errors.reason(problem), sent = false,
                                           attempts = handle.attempts })
   handle.state = "ready"

@@ -303,12 +303,8 @@ function Run:send(job)
     handle.bulk_job = job
     return
   end
-  local attempts = job.attempts
   local sent, problem = pcall(engine.launch, engine, job)
-  if not sent then
-    job.attempts = attempts -- an attempt the transport refused never began
-    return self:refused(job, problem)
-  end
+  if not sent then return self:refused(job, problem) end
 end
 
 -- A write that failed: retry, reconcile, or report.

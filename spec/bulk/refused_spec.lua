@@ -42,4 +42,18 @@ describe("a bulk write the transport refuses", function()
       assert.same({ 3, 2, 1, 0 }, { summary.total, summary.succeeded, summary.failed, summary.retried })
     end)
   end
+
+  it("logs no request for a write the transport refused", function()
+    local events = {}
+    local client = envoke.new{ transport = refusing("p2@example.com"), retries = 0,
+                               logger = function(e) events[#events + 1] = e end }
+    local _, summary = client:upsert_all({ { email = "p1@example.com" }, { email = "p2@example.com" } })
+    assert.same({ 1, 1 }, { summary.succeeded, summary.failed })
+    local requests = {}
+    for _, e in ipairs(events) do
+      if e.event == "request" then requests[#requests + 1] = e end
+    end
+    assert.equal(1, #requests)
+    assert.equal(1, requests[1].attempt)
+  end)
 end)
