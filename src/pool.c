@@ -18,6 +18,7 @@
 #include <time.h>
 #include <curl/curl.h>
 
+#include "auth.h"
 #include "buffer.h"
 #include "compat.h"
 #include "core.h"
@@ -103,6 +104,7 @@ typedef struct ek_pool {
     CURLSH *share; /* TLS sessions, shared by the pool's easy handles so a new connection resumes one */
     unsigned long tls_started; /* TLS connections begun, counted by on_ssl_ctx */
     char *user_agent_line; /* "User-Agent: ...": sent in the header list, cheaper than CURLOPT_USERAGENT */
+    char *auth_line; /* "Authorization: ..." or NULL: see auth.h */
     char *no_proxy; /* the environment's no_proxy, read when the pool is made ("" for none) */
     long connect_timeout_ms, timeout_ms, max_connections;
     long max_connecting; /* requests opening a connection at once (https); 0: no cap */
@@ -598,14 +600,8 @@ static int set_fixed_options(ek_pool *p, ek_request *r)
         rc = set_tls_options(p, e);
     SETOPT(rc, e, CURLOPT_PROXY, p->proxy);
     SETOPT(rc, e, CURLOPT_NOPROXY, p->no_proxy);
-    if (p->username) {
-        SETOPT(rc, e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        SETOPT(rc, e, CURLOPT_USERNAME, p->username);
-        SETOPT(rc, e, CURLOPT_PASSWORD, p->password);
-    } else if (p->bearer) {
-        SETOPT(rc, e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
-        SETOPT(rc, e, CURLOPT_XOAUTH2_BEARER, p->bearer);
-    }
+    /* The header list (Authorization included) goes to the server, never in a proxy's CONNECT. */
+    SETOPT(rc, e, CURLOPT_HEADEROPT, (long)CURLHEADER_SEPARATE);
     return rc == CURLE_OK ? 0 : -1;
 }
 
@@ -747,7 +743,7 @@ static int check_headers(lua_State *L, int arg)
  * libcurl work on every request, so only bodies that could trigger it carry one. */
 #define EXPECT_THRESHOLD 1024
 
-/* What a request carries decides its default header lines: their count is 2 + kind. */
+/* What a request carries decides its default header lines: their count is 3 + kind. */
 typedef enum { BODY_NONE, BODY_SMALL, BODY_LARGE } body_kind;
 
 static body_kind kind_of_body(int has_body, size_t len)
@@ -755,21 +751,24 @@ static body_kind kind_of_body(int has_body, size_t len)
     return !has_body ? BODY_NONE : len > EXPECT_THRESHOLD ? BODY_LARGE : BODY_SMALL;
 }
 
-/* The headers a request carries unless the caller gives its own, in this
- * order: Content-Type only with a body, Expect only with a large one. */
-static const char *const default_names[] = { "Accept", "User-Agent", "Content-Type", "Expect" };
+/* The headers a request carries unless the caller gives its own, in this order:
+ * Authorization only with credentials, Content-Type only with a body, Expect
+ * only with a large one. */
+static const char *const default_names[] = { "Accept", "User-Agent", "Authorization", "Content-Type", "Expect" };
 
 static int default_count(body_kind kind)
 {
-    return 2 + (int)kind;
+    return 3 + (int)kind;
 }
 
+/* The i-th default line; NULL for Authorization when the pool has no credentials. */
 static const char *default_line(const ek_pool *p, int i)
 {
     switch (i) {
     case 0: return "Accept: application/json";
     case 1: return p->user_agent_line;
-    case 2: return "Content-Type: application/json";
+    case 2: return p->auth_line;
+    case 3: return "Content-Type: application/json";
     default: return "Expect:"; /* no 100-continue round trip before a body */
     }
 }
@@ -1035,7 +1034,7 @@ static CURLcode build_headers(lua_State *L, ek_pool *p, ek_request *r, const sub
         r->own_headers = list;
     }
     for (i = 0; i < default_count(kind_of_body(s->has_body, r->body.len)); i++) {
-        if (!(s->defaults & (1u << i)))
+        if (!(s->defaults & (1u << i)) || default_line(p, i) == NULL)
             continue;
         list = curl_slist_append(r->own_headers, default_line(p, i));
         if (list == NULL)
@@ -1383,6 +1382,8 @@ static int l_close(lua_State *L)
     ek_secrets_free(&p->secrets);
     free(p->user_agent_line);
     p->user_agent_line = NULL;
+    free(p->auth_line);
+    p->auth_line = NULL;
     free(p->no_proxy);
     p->no_proxy = NULL;
     ek_buffer_free(&p->scratch);
@@ -1636,8 +1637,10 @@ static struct curl_slist *default_headers(ek_pool *p, body_kind kind)
     struct curl_slist *list = NULL;
     int i;
     for (i = 0; i < default_count(kind); i++) {
-        struct curl_slist *next = curl_slist_append(list, default_line(p, i));
-        if (next == NULL) {
+        struct curl_slist *next;
+        if (default_line(p, i) == NULL)
+            continue;
+        if ((next = curl_slist_append(list, default_line(p, i))) == NULL) {
             curl_slist_free_all(list);
             return NULL;
         }
@@ -1656,10 +1659,12 @@ static int make_default_lists(ek_pool *p)
     return 0;
 }
 
-/* The default user agent, and the header line that carries it; -1 when out of memory. */
-static int make_user_agent(ek_pool *p)
+/* The default user agent, the header line that carries it and the
+ * Authorization line; -1 when out of memory. */
+static int make_header_lines(ek_pool *p)
 {
     size_t n;
+    int out_of_memory;
 
     if (p->user_agent == NULL && (p->user_agent = strdup(ENVOKE_USER_AGENT)) == NULL)
         return -1;
@@ -1667,7 +1672,8 @@ static int make_user_agent(ek_pool *p)
     if ((p->user_agent_line = malloc(n)) == NULL)
         return -1;
     snprintf(p->user_agent_line, n, "User-Agent: %s", p->user_agent);
-    return 0;
+    p->auth_line = ek_auth_line(p->username, p->password, p->bearer, &out_of_memory);
+    return out_of_memory ? -1 : 0;
 }
 
 /* core.pool{ base_url = ..., ... } -> pool. Raises naming any bad option. */
@@ -1700,7 +1706,7 @@ static int l_pool_new(lua_State *L)
     /* libcurl quotes proxy URLs, credentials included, in its messages: the
      * option's, and those of the environment, which it reads itself. */
     if ((p->proxy && ek_secrets_add_userinfo(&p->secrets, p->proxy) != 0) || ek_secrets_from_env(&p->secrets) != 0 ||
-        make_user_agent(p) != 0 || read_proxy_env(p) != 0)
+        make_header_lines(p) != 0 || read_proxy_env(p) != 0)
         return luaL_error(L, EK_MODULE ": out of memory");
     load_ca_store(p);
     p->multi = curl_multi_init();

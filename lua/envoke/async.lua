@@ -14,6 +14,10 @@ local retry = require "envoke.retry"
 
 local async = {}
 
+-- A field named with this value exists from the start (see Engine:submit; LuaJIT
+-- leaves a literal `nil` out of a constructor's table size).
+local UNSET = nil
+
 --- A request in flight, waiting, or done.
 -- Fields: `result`, `err` (once done), `attempts`, `callback_error`.
 -- @type Handle
@@ -143,11 +147,11 @@ end
 -- to it: the bulk loop's way, without a call per item.
 -- @local
 function Engine:submit(plan, callback, into)
-  -- Every field a handle gets later is named here (nil for now): the table is
-  -- made at its final size instead of growing twice on each call.
-  return self:launch(setmetatable({ plan = plan, callback = callback, engine = self, attempts = 0, id = nil,
-                                    state = nil, started = nil, result = nil, err = nil, into = into,
-                                    bulk_job = nil }, Handle))
+  -- Every field a handle gets later is named here (UNSET for now): the table is
+  -- made at its final size instead of growing on each call.
+  return self:launch(setmetatable({ plan = plan, callback = callback, engine = self, attempts = 0, id = UNSET,
+                                    state = UNSET, started = UNSET, result = UNSET, err = UNSET, into = into,
+                                    bulk_job = UNSET }, Handle))
 end
 
 --- Starts a call on a handle its caller made: a table with `plan`, `attempts`

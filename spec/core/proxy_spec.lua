@@ -4,6 +4,7 @@
 
 local H = require "core_helper"
 local echo_server = require "echo_server"
+local core_now = require("envoke.core").now
 
 describe("proxy", function()
   local srv
@@ -28,6 +29,37 @@ describe("proxy", function()
     assert.are.equal("Basic " .. H.base64("proxy-user:proxy-pass"), e.headers["proxy-authorization"])
     assert.are.equal("example.invalid", e.headers.host)
     pool:close()
+  end)
+
+  it("keeps the credentials out of the CONNECT an https request sends to its proxy", function()
+    -- A proxy that reads the CONNECT head and refuses the tunnel.
+    local socket = require "socket"
+    local proxy = assert(socket.bind("127.0.0.1", 0))
+    proxy:settimeout(0)
+    local _, port = proxy:getsockname()
+    local pool = H.pool("https://example.invalid", { proxy = "http://127.0.0.1:" .. port, bearer = "api-token" })
+    local id = pool:submit("GET", "/through-tunnel")
+    local head, conn = {}, nil
+    local deadline = core_now() + 10000
+    while not conn and core_now() < deadline do
+      pool:perform(20)
+      conn = proxy:accept()
+    end
+    assert.is_not_nil(conn, "no CONNECT arrived")
+    conn:settimeout(5)
+    repeat
+      local line = assert(conn:receive("*l"))
+      head[#head + 1] = line
+    until line == ""
+    conn:send("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+    local results = H.drain(pool, 1)
+    conn:close()
+    proxy:close()
+    pool:close()
+    assert.matches("^CONNECT example.invalid:443 HTTP/1.1$", head[1])
+    assert.are.equal("network", results[id].err and results[id].err.kind)
+    assert.is_nil(table.concat(head, "\n"):lower():find("authorization", 1, true))
+    assert.is_nil(table.concat(head, "\n"):find("api-token", 1, true))
   end)
 
   it("reuses the connection to the proxy", function()

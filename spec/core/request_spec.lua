@@ -93,6 +93,26 @@ describe("pool:request", function()
       p:close()
     end)
 
+    it("sends the credentials once with every kind of request: no body, a JSON body, a large body", function()
+      local p = H.pool(rig.srv.url, { username = "id", password = "secret" })
+      local large = ("x"):rep(4096)
+      for _, case in ipairs{ { "GET" }, { "PATCH", { city = "Toronto" } }, { "POST", large } } do
+        local _, e = H.echo(p, case[1], "/auth-kinds", case[2])
+        assert.are.equal("Basic " .. H.base64("id:secret"), e.headers.authorization, case[1])
+        assert.are.equal("application/json", e.headers.accept, case[1])
+      end
+      p:close()
+    end)
+
+    it("sends a caller's Authorization header instead of the pool's credentials, whatever its case", function()
+      local p = H.pool(rig.srv.url, { bearer = "pool-token" })
+      local _, e = H.echo(p, "GET", "/auth-override", nil, { authorization = "Bearer call-token" })
+      assert.are.equal("Bearer call-token", e.headers.authorization)
+      _, e = H.echo(p, "PATCH", "/auth-override", { a = 1 }, { AUTHORIZATION = "Basic eDp5" })
+      assert.are.equal("Basic eDp5", e.headers.authorization)
+      p:close()
+    end)
+
     it("sends no Authorization without credentials", function()
       local _, e = H.echo(rig.pool, "GET", "/noauth")
       assert.is_nil(e.headers.authorization)

@@ -1,0 +1,15 @@
+/*
+ * auth.h: the Authorization header line, made once per pool. libcurl's own
+ * credentials (CURLOPT_USERNAME/PASSWORD, CURLOPT_XOAUTH2_BEARER) rebuild
+ * the line on every request, base64 and formatting included; a ready line in
+ * the header list costs libcurl one copy.
+ */
+#ifndef ENVOKE_AUTH_H
+#define ENVOKE_AUTH_H
+
+/* "Authorization: Basic base64(user:password)" when user is not NULL, else
+ * "Authorization: Bearer token" when token is not NULL, else NULL; *out_of_memory
+ * is set when a line was due but could not be made. The caller frees the line. */
+char *ek_auth_line(const char *user, const char *password, const char *token, int *out_of_memory);
+
+#endif
