@@ -34,7 +34,7 @@ static void base64(const unsigned char *in, size_t n, char *out)
 static char *basic_line(const char *user, const char *password)
 {
     static const char prefix[] = "Authorization: Basic ";
-    size_t ulen = strlen(user), n = ulen + 1 + strlen(password);
+    size_t n = strlen(user) + 1 + strlen(password);
     char *pair = malloc(n + 1), *line = NULL;
 
     if (pair != NULL && (line = malloc(sizeof prefix + 4 * ((n + 2) / 3))) != NULL) {
@@ -57,17 +57,14 @@ static char *bearer_line(const char *token)
     return line;
 }
 
-char *ek_auth_line(const char *user, const char *password, const char *token, int *out_of_memory)
+int ek_auth_line(const char *user, const char *password, const char *token, char **line)
 {
-    char *line = NULL;
-
-    *out_of_memory = 0;
+    *line = NULL;
     if (user != NULL)
-        line = basic_line(user, password != NULL ? password : "");
+        *line = basic_line(user, password != NULL ? password : "");
     else if (token != NULL)
-        line = bearer_line(token);
+        *line = bearer_line(token);
     else
-        return NULL;
-    *out_of_memory = line == NULL;
-    return line;
+        return 0;
+    return *line == NULL ? -1 : 0;
 }

@@ -7,9 +7,9 @@
 #ifndef ENVOKE_AUTH_H
 #define ENVOKE_AUTH_H
 
-/* "Authorization: Basic base64(user:password)" when user is not NULL, else
- * "Authorization: Bearer token" when token is not NULL, else NULL; *out_of_memory
- * is set when a line was due but could not be made. The caller frees the line. */
-char *ek_auth_line(const char *user, const char *password, const char *token, int *out_of_memory);
+/* Sets *line to "Authorization: Basic base64(user:password)" when user is not
+ * NULL, else to "Authorization: Bearer token" when token is not NULL, else to
+ * NULL; -1 when out of memory. The caller frees the line. */
+int ek_auth_line(const char *user, const char *password, const char *token, char **line);
 
 #endif

@@ -1664,7 +1664,6 @@ static int make_default_lists(ek_pool *p)
 static int make_header_lines(ek_pool *p)
 {
     size_t n;
-    int out_of_memory;
 
     if (p->user_agent == NULL && (p->user_agent = strdup(ENVOKE_USER_AGENT)) == NULL)
         return -1;
@@ -1672,8 +1671,7 @@ static int make_header_lines(ek_pool *p)
     if ((p->user_agent_line = malloc(n)) == NULL)
         return -1;
     snprintf(p->user_agent_line, n, "User-Agent: %s", p->user_agent);
-    p->auth_line = ek_auth_line(p->username, p->password, p->bearer, &out_of_memory);
-    return out_of_memory ? -1 : 0;
+    return ek_auth_line(p->username, p->password, p->bearer, &p->auth_line);
 }
 
 /* core.pool{ base_url = ..., ... } -> pool. Raises naming any bad option. */
