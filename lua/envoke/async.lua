@@ -220,6 +220,19 @@ local function finish_plan(plan, data)
   return nil, errors.new("protocol", { message = "the answer could not be read: " .. errors.reason(result) })
 end
 
+-- A decoded answer becomes the call's result through the plan's finish step;
+-- `protected`: a step that may raise runs in pcall (see finish_plan).
+local function resolve(handle, plan, data, protected)
+  local step = plan.finish
+  if not step then
+    handle.result = data
+  elseif protected and not plan.finish_never_raises then
+    handle.result, handle.err = finish_plan(plan, data)
+  else
+    handle.result, handle.err = step(plan, data)
+  end
+end
+
 -- An attempt's answer becomes the call's outcome (handle.result, handle.err),
 -- or the seconds to wait before the next attempt. Blocking and non-blocking
 -- calls share it: they differ only in how they wait.
@@ -243,15 +256,9 @@ local function settle(engine, handle, status, data, err, protected)
       return wait
     end
     handle.err = err
-  elseif plan.finish then
-    -- A blocking call's finish may raise to its caller; a non-blocking one's must not.
-    if protected then
-      handle.result, handle.err = finish_plan(plan, data)
-    else
-      handle.result, handle.err = plan.finish(plan, data)
-    end
   else
-    handle.result = data
+    -- A blocking call's finish may raise to its caller; a non-blocking one's must not.
+    resolve(handle, plan, data, protected)
   end
   return nil
 end
@@ -261,7 +268,12 @@ end
 function Engine:complete(handle, status, raw, headers, checked)
   local plan = handle.plan
   local data, err = raw, nil
-  if not checked then data, err = self.client:outcome(status, raw, headers, plan.envelope, plan.expect) end
+  local client = self.client
+  if not checked then data, err = client:outcome(status, raw, headers, plan.envelope, plan.expect) end
+  if err == nil and not client.logger then -- the usual end: nothing to log or retry (as in Engine:run)
+    resolve(handle, plan, data, true)
+    return finish(self, handle)
+  end
   local wait = settle(self, handle, status, data, err, true)
   if wait then return self:schedule(handle, core.now() + wait * 1000) end
   finish(self, handle)

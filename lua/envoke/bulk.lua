@@ -109,8 +109,9 @@ local function each_once(run, list, step)
   for i = 1, n do list[i] = nil end
 end
 
--- Seconds since the job's first attempt began (for the retry policy's max_elapsed).
-local function elapsed(job) return (core.now() - job.started) / 1000 end
+-- Seconds since the job's first attempt began (for the retry policy's
+-- max_elapsed); 0 for a job that only looked up so far.
+local function elapsed(job) return job.started and (core.now() - job.started) / 1000 or 0 end
 
 -- The lookup that settles an ambiguous insert: by remote_id when it has one, else by email.
 local function lookup_plan(job)
@@ -183,26 +184,28 @@ function Run.new(client, op, items, opts, concurrency, jnl, key_name)
   }, Run)
 end
 
--- A final outcome: the caller's hooks see it at the end of this turn.
+-- A final outcome: the caller's hooks see it at the end of this turn. The
+-- finished list holds each job followed by its outcome (no field on the job).
 function Run:finish(job, r)
   r.attempts = job.attempts
-  job.outcome = r
   local finished = self.finished
-  finished[#finished + 1] = job
+  local n = #finished
+  finished[n + 1], finished[n + 2] = job, r
 end
 
 -- As finish, inline: every item that succeeds comes here.
 function Run:succeed(job, result, reconciled)
-  job.outcome = setmetatable({ ok = true, contact = result, applied = true, reconciled = reconciled or nil,
-                               attempts = job.attempts }, SUCCESS)
   local finished = self.finished
-  finished[#finished + 1] = job
+  local n = #finished
+  finished[n + 1] = job
+  finished[n + 2] = setmetatable({ ok = true, contact = result, applied = true, reconciled = reconciled or nil,
+                                   attempts = job.attempts }, SUCCESS)
 end
 
 -- applied: true, false or "unknown"; nil: "unknown" if an earlier attempt may have been applied.
 function Run:fail(job, err, applied)
   if applied == nil then applied = job.maybe and "unknown" or false end
-  self:finish(job, { ok = false, err = err, contact = job.contact, applied = applied })
+  self:finish(job, { ok = false, err = err, contact = job.contact or nil, applied = applied })
 end
 
 -- A job that could not be built or sent: this attempt never left (an earlier
@@ -239,9 +242,8 @@ function Run:pull()
       active = active + 1
       -- A job is its write's engine handle (see Engine:launch): the fields
       -- set later, the engine's included, are named (UNSET) so that the job is made at its final size.
-      prepare(self, { pos = pos, item = item, key = key, contact = UNSET, phase = UNSET, outcome = UNSET,
-                      plan = UNSET, attempts = 0, into = self.arrived, id = UNSET, state = UNSET, started = UNSET,
-                      result = UNSET, err = UNSET })
+      prepare(self, { pos = pos, item = item, key = key, contact = UNSET, plan = UNSET, attempts = 0,
+                      into = self.arrived, id = UNSET, state = UNSET, started = UNSET, result = UNSET, err = UNSET })
     end
   end
   self.pos, self.active = pos, active
@@ -266,23 +268,32 @@ function Run:recall(pos, item)
   return false
 end
 
--- Builds the job's contact and request, and queues it for sending (or settles it: nothing to send).
+-- Plans the job's write and, with no journal to write first, sends it: one
+-- pcall covers both, as either raising means the same (refused, never sent).
+local function plan_and_launch(self, job, contact)
+  local plan, result, err = Contact.plan(contact, self.op, self.op_opts or nil, ONCE)
+  if plan then
+    job.plan = plan
+    if not self.jnl then self.engine:launch(job) end
+  end
+  return plan, result, err
+end
+
+-- Builds the job's contact and request, and sends it (or queues it until the
+-- journal has its start; or settles it: nothing to send).
 function Run:prepare(job)
   local item, built, contact = job.item, true, job.item
   if getmetatable(item) ~= Contact.metatable then built, contact = pcall(self.client.contact, self.client, item) end
   if not built then return self:refused(job, contact) end
   job.contact = contact
-  local planned, plan, result, err = pcall(Contact.plan, contact, self.op, self.op_opts or nil, ONCE)
+  local planned, plan, result, err = pcall(plan_and_launch, self, job, contact)
   if not planned then return self:refused(job, plan) end
   if not plan then
     if result then return Run.succeed(self, job, contact) end
     return self:fail(job, err, false)
   end
-  job.plan = plan
-  -- For max_elapsed, when retries are on; the engine keeps a start it is given.
-  if self.policy then job.started = core.now() end
-  if self.is_insert and self.jnl then self:journal_start(job) end
-  job.phase = job.phase or "write"
+  if not self.jnl then return end
+  if self.is_insert then self:journal_start(job) end
   local to_send = self.to_send
   to_send[#to_send + 1] = job
 end
@@ -375,9 +386,8 @@ function Run:report()
   local total, done = self.total, self.done
   local n = 0
   while finished[n + 1] ~= nil do
-    n = n + 1
-    local job = finished[n]
-    local r = job.outcome
+    local job, r = finished[n + 1], finished[n + 2]
+    n = n + 2
     done = done + 1
     if r.ok then
       summary.succeeded = summary.succeeded + 1
@@ -396,7 +406,7 @@ function Run:report()
     if on_progress then on_progress(done, total) end
   end
   for i = 1, n do finished[i] = nil end
-  self.active, self.done = self.active - n, done
+  self.active, self.done = self.active - n / 2, done
 end
 
 -- Connections left idle by earlier calls must not carry an insert (libcurl

@@ -125,8 +125,10 @@ end
 function Client.new(opts)
   opts = opts or {}
   check_options(opts)
-  local self = setmetatable({}, Client)
-  self.logger = opts.logger
+  -- Fields the request path reads on every call are there from the start, as
+  -- false when unset: a missing one is looked up in Client as well, each time.
+  local self = setmetatable({ closed = false, bucket = false, async_engine = false }, Client)
+  self.logger = opts.logger or false
   self.on_overlong = opts.on_overlong or "error"
   self.json = require("cjson.safe").new()
   self.retry = retry.policy(opts.retries)

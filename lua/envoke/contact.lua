@@ -559,7 +559,7 @@ local EXPECT_INSERT, EXPECT_WRITE, EXPECT_DELETE = { "duplicate" }, { "not_found
 -- shares is reached through the metatable (a save makes a table of 4 fields, not 9).
 local function write_kind(method, idempotent, expect, headers)
   return { __index = { method = method, idempotent = idempotent, envelope = true, finish = finish_write,
-                       expect = expect, headers = headers } }
+                       finish_never_raises = true, expect = expect, headers = headers } }
 end
 -- The kinds of save, insert and upsert; with `once`, all sent at most once. An
 -- insert is never retried once it may have left (it could make a duplicate).
