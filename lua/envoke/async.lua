@@ -160,9 +160,10 @@ end
 -- own handles this way: one table per item, not two.
 -- @local
 function Engine:launch(handle)
-  self.client:check_open()
+  local client = self.client
+  if client.closed then client:check_open() end
   -- Scheduled first, so a request the transport refuses strands nothing.
-  if self.client.bucket then self:schedule(handle) else self:send(handle) end
+  if client.bucket then self:schedule(handle) else Engine.send(self, handle) end
   self.pending = self.pending + 1
   return handle
 end
@@ -395,7 +396,7 @@ local function collect(engine, client)
     if handle then
       engine.inflight[id] = nil
       local before = engine.pending
-      engine:complete(handle, status, raw, headers, checked)
+      Engine.complete(engine, handle, status, raw, headers, checked)
       if engine.pending < before then finished = finished + 1 end
     end
   end

@@ -166,6 +166,7 @@ function Run.new(client, op, items, opts, concurrency, jnl, key_name)
   end
   return setmetatable({
     client = client, op = op, caller = op .. "_all", engine = client:engine(), policy = client.retry or false,
+    planner = Contact.planner(op),
     is_insert = op == "insert", op_opts = opts.keyfield and { keyfield = opts.keyfield } or false,
     jnl = jnl or false, key_name = key_name, concurrency = concurrency,
     keep = opts.results ~= false, keep_contacts = opts.contacts ~= false,
@@ -198,14 +199,21 @@ function Run:succeed(job, result, reconciled)
   local finished = self.finished
   local n = #finished
   finished[n + 1] = job
-  finished[n + 2] = setmetatable({ ok = true, contact = result, applied = true, reconciled = reconciled or nil,
-                                   attempts = job.attempts }, SUCCESS)
+  local r = setmetatable({ ok = true, contact = result, applied = true, attempts = job.attempts }, SUCCESS)
+  -- Counted here: report reading a success's absent `reconciled` would call SUCCESS's __index.
+  if reconciled then
+    r.reconciled = true
+    self.summary.reconciled = self.summary.reconciled + 1
+  end
+  finished[n + 2] = r
 end
 
 -- applied: true, false or "unknown"; nil: "unknown" if an earlier attempt may have been applied.
 function Run:fail(job, err, applied)
   if applied == nil then applied = job.maybe and "unknown" or false end
-  self:finish(job, { ok = false, err = err, contact = job.contact or nil, applied = applied })
+  -- The contact is the plan's once planned, else the one built (job.contact) if any.
+  local plan = job.plan
+  self:finish(job, { ok = false, err = err, contact = plan and plan.contact or job.contact, applied = applied })
 end
 
 -- A job that could not be built or sent: this attempt never left (an earlier
@@ -232,7 +240,6 @@ function Run:pull()
     if list then item = list[pos + 1] else item = next_item() end
     if item == nil then self.exhausted = true break end
     pos = pos + 1
-    summary.total = pos
     local start, key = true, nil
     if jnl then
       start, key = self:recall(pos, item)
@@ -242,11 +249,12 @@ function Run:pull()
       active = active + 1
       -- A job is its write's engine handle (see Engine:launch): the fields
       -- set later, the engine's included, are named (UNSET) so that the job is made at its final size.
-      prepare(self, { pos = pos, item = item, key = key, contact = UNSET, plan = UNSET, attempts = 0,
+      prepare(self, { pos = pos, item = item, key = key, plan = UNSET, attempts = 0,
                       into = self.arrived, id = UNSET, state = UNSET, started = UNSET, result = UNSET, err = UNSET })
     end
   end
   self.pos, self.active = pos, active
+  summary.total = pos
 end
 
 -- With a journal: whether the item at pos is to be started, and its key. A rerun
@@ -271,7 +279,7 @@ end
 -- Plans the job's write and, with no journal to write first, sends it: one
 -- pcall covers both, as either raising means the same (refused, never sent).
 local function plan_and_launch(self, job, contact)
-  local plan, result, err = Contact.plan(contact, self.op, self.op_opts or nil, ONCE)
+  local plan, result, err = self.planner(contact, self.op_opts or nil, ONCE)
   if plan then
     job.plan = plan
     if not self.jnl then self.engine:launch(job) end
@@ -285,11 +293,14 @@ function Run:prepare(job)
   local item, built, contact = job.item, true, job.item
   if getmetatable(item) ~= Contact.metatable then built, contact = pcall(self.client.contact, self.client, item) end
   if not built then return self:refused(job, contact) end
-  job.contact = contact
   local planned, plan, result, err = pcall(plan_and_launch, self, job, contact)
-  if not planned then return self:refused(job, plan) end
+  if not planned then
+    job.contact = contact
+    return self:refused(job, plan)
+  end
   if not plan then
     if result then return Run.succeed(self, job, contact) end
+    job.contact = contact
     return self:fail(job, err, false)
   end
   if not self.jnl then return end
@@ -391,7 +402,6 @@ function Run:report()
     done = done + 1
     if r.ok then
       summary.succeeded = summary.succeeded + 1
-      if r.reconciled then summary.reconciled = summary.reconciled + 1 end
     else
       summary.failed = summary.failed + 1
       if r.applied == "unknown" then summary.unknown = summary.unknown + 1 end

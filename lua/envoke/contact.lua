@@ -588,10 +588,11 @@ end
 local plans = {}
 
 function plans.save(self, opts, kinds)
-  opts = check_opts(opts, "save")
+  if opts ~= nil then opts = check_opts(opts, "save") else opts = NO_OPTIONS end
   local body, params = request_parts(self)
   if not body then return nil, self end
-  local id, bad = request_id(self, "save")
+  local id, bad = self[ID], nil
+  if not id then id, bad = request_id(self, "save") end
   if bad then return nil, nil, bad end
   if id and (opts.keyfield == nil or opts.keyfield == "id") then
     -- ids are normalized integers: they concatenate as plain digits on every Lua
@@ -676,6 +677,13 @@ end
 -- @local
 function Contact.plan(self, op, opts, kinds)
   return plans[op](self, opts, kinds)
+end
+
+--- The function that plans `op` (save, insert or upsert): `planner(contact, opts, kinds)`
+-- is `Contact.plan(contact, op, opts, kinds)`, for a loop that plans one op many times.
+-- @local
+function Contact.planner(op)
+  return plans[op]
 end
 
 local function run(self, plan, result, err)
