@@ -147,10 +147,12 @@ end
 -- to it: the bulk loop's way, without a call per item.
 -- @local
 function Engine:submit(plan, callback, into)
-  -- Every field a handle gets later is named here (UNSET for now): the table is
-  -- made at its final size instead of growing on each call.
-  return self:launch(setmetatable({ plan = plan, callback = callback, engine = self, attempts = 0, id = UNSET,
-                                    state = UNSET, started = UNSET, result = UNSET, err = UNSET, into = into,
+  -- Every field a handle gets later is named here: the table is made at its
+  -- final size instead of growing on each call. The engine's own are false
+  -- until set (a nil in a constructor is skipped on 5.4, so a later store adds
+  -- the key); result and err, which the caller reads, are nil (UNSET) until then.
+  return self:launch(setmetatable({ plan = plan, callback = callback, engine = self, attempts = 0, id = false,
+                                    state = false, started = false, result = UNSET, err = UNSET, into = into,
                                     bulk_job = UNSET }, Handle))
 end
 

@@ -32,10 +32,6 @@ local errors = require "envoke.errors"
 local query = require "envoke.query"
 local retry = require "envoke.retry"
 local raise = errors.raise
--- A field named with this value exists from the start (see Run:pull). LuaJIT
--- leaves a literal `nil` out of a constructor's table size, so jobs that were
--- built with `field = nil` grew twice each (about 0.8k instructions).
-local UNSET = nil
 
 local bulk = {}
 
@@ -95,7 +91,7 @@ local FOR_GOOD = { validation = true, duplicate = true, not_found = true, protoc
 -- A job's outcome in the journal.
 local function record(jnl, job, r)
   local tag = r.ok and "ok" or (r.applied == false and FOR_GOOD[r.err.kind]) and "fail" or "again"
-  jnl:record(tag, job.pos, job.key, not r.ok and r.err.kind or nil)
+  jnl:record(tag, job.pos, job.key or nil, not r.ok and r.err.kind or nil)
 end
 
 -- Calls step(run, entry) on every entry of the list, those appended meanwhile
@@ -247,10 +243,12 @@ function Run:pull()
     end
     if start then
       active = active + 1
-      -- A job is its write's engine handle (see Engine:launch): the fields
-      -- set later, the engine's included, are named (UNSET) so that the job is made at its final size.
-      prepare(self, { pos = pos, item = item, key = key, plan = UNSET, attempts = 0,
-                      into = self.arrived, id = UNSET, state = UNSET, started = UNSET, result = UNSET, err = UNSET })
+      -- A job is its write's engine handle (see Engine:launch). The fields set
+      -- later, the engine's included, are there from the start as false: the
+      -- job is made at its final size, and setting them is a plain store (a
+      -- nil in a constructor is skipped on 5.4, so a later store adds the key).
+      prepare(self, { pos = pos, item = item, key = key or false, plan = false, attempts = 0,
+                      into = self.arrived, id = false, state = false, started = false, result = false, err = false })
     end
   end
   self.pos, self.active = pos, active
