@@ -414,7 +414,7 @@ function Run:report()
     if on_progress then on_progress(done, total) end
   end
   for i = 1, n do finished[i] = nil end
-  self.active, self.done = self.active - n / 2, done
+  self.active, self.done = self.active - (done - self.done), done
 end
 
 -- Connections left idle by earlier calls must not carry an insert (libcurl
