@@ -94,6 +94,30 @@ local function record(jnl, job, r)
   jnl:record(tag, job.pos, job.key or nil, not r.ok and r.err.kind or nil)
 end
 
+-- A job is its write's engine handle (see Engine:launch), and a run reuses
+-- each job once its item has ended: at most `concurrency` are ever made, not
+-- one per item (on 5.4, making and collecting them cost more than the rest of
+-- the run's bookkeeping). So that nothing of an earlier item survives, a job
+-- is made with every field any step or the engine ever sets (false until
+-- set), and `reuse` sets every one of them again.
+local function new_job(into)
+  return { pos = 0, item = false, key = false, attempts = 0, into = into, plan = false, contact = false,
+           phase = false, due = false, resumed = false, cause = false, maybe = false,
+           id = false, state = false, started = false, sent_at = false, result = false, err = false }
+end
+
+--- A job as a run makes it (for the spec that checks no field outlives its item).
+-- @local
+bulk.new_job = new_job
+
+-- The job readied for the item at pos: every field as new_job sets it.
+local function reuse(job, pos, item, key)
+  job.pos, job.item, job.key, job.attempts, job.plan, job.contact = pos, item, key or false, 0, false, false
+  job.phase, job.due, job.resumed, job.cause, job.maybe = false, false, false, false, false
+  job.id, job.state, job.started, job.sent_at, job.result, job.err = false, false, false, false, false, false
+  return job
+end
+
 -- Calls step(run, entry) on every entry of the list, those appended meanwhile
 -- included, then empties it: the run keeps one list of each kind throughout.
 local function each_once(run, list, step)
@@ -175,6 +199,7 @@ function Run.new(client, op, items, opts, concurrency, jnl, key_name)
     to_send = {},  -- jobs to submit at the next turn of the loop
     waiting = {},  -- jobs waiting for their retry's time (job.due, in ms)
     arrived = {},  -- handles finished during the last poll (the engine appends them: one list for the run)
+    spare = {},    -- jobs whose items have ended, to reuse (see new_job)
     finished = {}, -- jobs with a final outcome, for the caller's hooks
     mismatch = false,    -- the error when the input is not the one the journal was written for
     journal_err = false, -- the journal's first failure to flush
@@ -230,6 +255,7 @@ end
 function Run:pull()
   if self.exhausted or self.mismatch then return end
   local list, next_item, summary, jnl, prepare = self.list, self.next_item, self.summary, self.jnl, Run.prepare
+  local spare = self.spare
   local pos, active, concurrency = self.pos, self.active, self.concurrency
   while active < concurrency do
     local item
@@ -243,12 +269,10 @@ function Run:pull()
     end
     if start then
       active = active + 1
-      -- A job is its write's engine handle (see Engine:launch). The fields set
-      -- later, the engine's included, are there from the start as false: the
-      -- job is made at its final size, and setting them is a plain store (a
-      -- nil in a constructor is skipped on 5.4, so a later store adds the key).
-      prepare(self, { pos = pos, item = item, key = key or false, plan = false, attempts = 0,
-                      into = self.arrived, id = false, state = false, started = false, result = false, err = false })
+      local n = #spare
+      local job = spare[n] or new_job(self.arrived)
+      spare[n] = nil
+      prepare(self, reuse(job, pos, item, key))
     end
   end
   self.pos, self.active = pos, active
@@ -383,14 +407,14 @@ function Run:arrive(handle)
   if job then return self:lookup_done(job, handle.result, handle.err) end
   job = handle
   if job.err then return self:write_failed(job, job.err) end
-  if job.cause then job.cause = nil end
+  if job.cause then job.cause = false end
   Run.succeed(self, job, job.result)
 end
 
 -- The finished jobs reach the summary, the journal and the caller's hooks, in
 -- one loop: the run's fields are read once a turn, not once a job.
 function Run:report()
-  local finished, summary, jnl, results = self.finished, self.summary, self.jnl, self.results
+  local finished, summary, jnl, results, spare = self.finished, self.summary, self.jnl, self.results, self.spare
   local keep, keep_contacts, on_result, on_progress = self.keep, self.keep_contacts, self.on_result, self.on_progress
   local total, done = self.total, self.done
   local n = 0
@@ -412,6 +436,7 @@ function Run:report()
       results[job.pos] = r
     end
     if on_progress then on_progress(done, total) end
+    spare[#spare + 1] = job
   end
   for i = 1, n do finished[i] = nil end
   self.active, self.done = self.active - (done - self.done), done
