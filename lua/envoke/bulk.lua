@@ -99,10 +99,11 @@ end
 -- one per item (on 5.4, making and collecting them cost more than the rest of
 -- the run's bookkeeping). So that nothing of an earlier item survives, a job
 -- is made with every field any step or the engine ever sets (false until
--- set), and `reuse` sets every one of them again.
+-- set), and `reuse` sets every one of them again, but `spare_plan`: the
+-- job's last plan, filled again by the next (see Contact.planner).
 local function new_job(into)
-  return { pos = 0, item = false, key = false, attempts = 0, into = into, plan = false, contact = false,
-           phase = false, due = false, resumed = false, cause = false, maybe = false,
+  return { pos = 0, item = false, key = false, attempts = 0, into = into, plan = false, spare_plan = false,
+           contact = false, phase = false, due = false, resumed = false, cause = false, maybe = false,
            id = false, state = false, started = false, sent_at = false, result = false, err = false }
 end
 
@@ -111,10 +112,25 @@ end
 bulk.new_job = new_job
 
 -- The job readied for the item at pos: every field as new_job sets it.
+-- One store a line: a constant is stored by one VM instruction, a multiple assignment takes two.
 local function reuse(job, pos, item, key)
-  job.pos, job.item, job.key, job.attempts, job.plan, job.contact = pos, item, key or false, 0, false, false
-  job.phase, job.due, job.resumed, job.cause, job.maybe = false, false, false, false, false
-  job.id, job.state, job.started, job.sent_at, job.result, job.err = false, false, false, false, false, false
+  job.pos = pos
+  job.item = item
+  job.key = key or false
+  job.attempts = 0
+  job.plan = false
+  job.contact = false
+  job.phase = false
+  job.due = false
+  job.resumed = false
+  job.cause = false
+  job.maybe = false
+  job.id = false
+  job.state = false
+  job.started = false
+  job.sent_at = false
+  job.result = false
+  job.err = false
   return job
 end
 
@@ -301,9 +317,9 @@ end
 -- Plans the job's write and, with no journal to write first, sends it: one
 -- pcall covers both, as either raising means the same (refused, never sent).
 local function plan_and_launch(self, job, contact)
-  local plan, result, err = self.planner(contact, self.op_opts or nil, ONCE)
+  local plan, result, err = self.planner(contact, self.op_opts or nil, ONCE, job.spare_plan or nil)
   if plan then
-    job.plan = plan
+    job.plan, job.spare_plan = plan, plan
     if not self.jnl then self.engine:launch(job) end
   end
   return plan, result, err

@@ -579,15 +579,21 @@ function Contact.once_kinds(insert_headers)
   return write_kinds(true, insert_headers)
 end
 
-local function write_plan(self, kind, path, params, body, id)
+-- `plan`: a finished plan to fill again (a bulk run reuses its jobs' plans), or nil for a new one.
+local function write_plan(self, kind, path, params, body, id, plan)
   if params ~= NO_PARAMS then path = query.path(path, params) end
-  return setmetatable({ path = path, body = body, contact = self, id = id }, kind)
+  if not plan then return setmetatable({ path = path, body = body, contact = self, id = id }, kind) end
+  plan.path = path
+  plan.body = body
+  plan.contact = self
+  plan.id = id
+  return setmetatable(plan, kind)
 end
 
 -- What each call sends; a plan, or (nil, result, err) when nothing needs sending.
 local plans = {}
 
-function plans.save(self, opts, kinds)
+function plans.save(self, opts, kinds, plan)
   if opts ~= nil then opts = check_opts(opts, "save") else opts = NO_OPTIONS end
   local body, params = request_parts(self)
   if not body then return nil, self end
@@ -596,7 +602,7 @@ function plans.save(self, opts, kinds)
   if bad then return nil, nil, bad end
   if id and (opts.keyfield == nil or opts.keyfield == "id") then
     -- ids are normalized integers: they concatenate as plain digits on every Lua
-    return write_plan(self, (kinds or WRITES).save, "/v1/contacts/" .. id, params, body, id)
+    return write_plan(self, (kinds or WRITES).save, "/v1/contacts/" .. id, params, body, id, plan)
   end
   local keyfield = opts.keyfield or "email"
   if keyfield == "id" then return validation("save: keyfield 'id', but the contact has no id yet") end
@@ -606,15 +612,15 @@ function plans.save(self, opts, kinds)
   end
   body[keyfield] = key
   params = { keyfield = keyfield, write_empty_values = params.write_empty_values }
-  return write_plan(self, (kinds or WRITES).save, "/v1/contacts", params, body)
+  return write_plan(self, (kinds or WRITES).save, "/v1/contacts", params, body, nil, plan)
 end
 
-function plans.insert(self, _, kinds)
+function plans.insert(self, _, kinds, plan)
   local body, params = request_parts(self)
   if not body or not body.email then return validation("insert: contact field 'email' is required") end
   -- Not idempotent: a retried insert could create a duplicate, so it is
   -- retried only when it provably never reached the server.
-  return write_plan(self, (kinds or WRITES).insert, "/v1/contacts", params, body)
+  return write_plan(self, (kinds or WRITES).insert, "/v1/contacts", params, body, nil, plan)
 end
 
 -- An upsert is keyed by its keyfield alone: email unless told otherwise (the
@@ -627,7 +633,7 @@ local function upsert_keyfield(self, opts)
   return "email"
 end
 
-function plans.upsert(self, opts, kinds)
+function plans.upsert(self, opts, kinds, plan)
   opts = check_opts(opts, "upsert")
   local body, params = request_parts(self)
   -- A copy: the key added below must not stay in the pending changes.
@@ -649,7 +655,7 @@ function plans.upsert(self, opts, kinds)
     end
     body[keyfield] = key
   end
-  return write_plan(self, (kinds or WRITES).upsert, "/v1/contacts", params, body)
+  return write_plan(self, (kinds or WRITES).upsert, "/v1/contacts", params, body, nil, plan)
 end
 
 local function require_id(self, caller)
@@ -679,8 +685,9 @@ function Contact.plan(self, op, opts, kinds)
   return plans[op](self, opts, kinds)
 end
 
---- The function that plans `op` (save, insert or upsert): `planner(contact, opts, kinds)`
--- is `Contact.plan(contact, op, opts, kinds)`, for a loop that plans one op many times.
+--- The function that plans `op` (save, insert or upsert): `planner(contact, opts, kinds, plan)`
+-- is `Contact.plan(contact, op, opts, kinds)`, for a loop that plans one op many times;
+-- `plan`, if given, is a finished plan of the loop's own, filled again instead of a new table.
 -- @local
 function Contact.planner(op)
   return plans[op]
