@@ -32,7 +32,7 @@ build = {
     ["envoke.core"] = {
       sources = {
         "src/auth.c", "src/buffer.c", "src/clock.c", "src/core.c", "src/json_encode.c", "src/json_scan.c",
-        "src/pool.c", "src/random.c", "src/redact.c", "src/tls.c",
+        "src/path.c", "src/pool.c", "src/random.c", "src/redact.c", "src/tls.c",
       },
       libraries = { "curl", "ssl", "crypto", "pthread" },
       libdirs = { "$(CURL_LIBDIR)" },

@@ -80,5 +80,6 @@ int luaopen_envoke_core(lua_State *L)
     ek_open_pool(L);
     ek_open_clock(L);
     ek_open_random(L);
+    ek_open_path(L);
     return 1;
 }

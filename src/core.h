@@ -18,5 +18,6 @@ void ek_open_json_scan(lua_State *L);
 void ek_open_pool(lua_State *L);
 void ek_open_clock(lua_State *L);
 void ek_open_random(lua_State *L);
+void ek_open_path(lua_State *L);
 
 #endif
