@@ -389,14 +389,15 @@ end
 -- The transfers the transport has finished complete their calls (done, or
 -- scheduled again); returns how many calls ended.
 local function collect(engine, client)
-  local transport = engine.transport
+  local transport, inflight = engine.transport, engine.inflight
+  local next_finished = transport.finished
   local finished = 0
   while not client.closed do
-    local id, status, raw, headers, checked = transport:finished()
+    local id, status, raw, headers, checked = next_finished(transport)
     if not id then break end
-    local handle = engine.inflight[id]
+    local handle = inflight[id]
     if handle then
-      engine.inflight[id] = nil
+      inflight[id] = nil
       local before = engine.pending
       Engine.complete(engine, handle, status, raw, headers, checked)
       if engine.pending < before then finished = finished + 1 end

@@ -585,15 +585,21 @@ function Contact.once_kinds(insert_headers)
   return write_kinds(true, insert_headers)
 end
 
--- `plan`: a finished plan to fill again (a bulk run reuses its jobs' plans), or nil for a new one.
+-- `plan`: a finished plan to fill again (a bulk run reuses its jobs' plans),
+-- or nil for a new one. A plan filled again holds its kind's fields as its
+-- own: the engine reads them on every send, each a lookup through the metatable.
 local function write_plan(self, kind, path, params, body, id, plan)
   if params ~= NO_PARAMS then path = query.path(path, params) end
   if not plan then return setmetatable({ path = path, body = body, contact = self, id = id }, kind) end
+  if plan.kind ~= kind then
+    for k, v in pairs(kind.__index) do plan[k] = v end
+    plan.kind = kind
+  end
   plan.path = path
   plan.body = body
   plan.contact = self
   plan.id = id
-  return setmetatable(plan, kind)
+  return plan
 end
 
 -- What each call sends; a plan, or (nil, result, err) when nothing needs sending.
