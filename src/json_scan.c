@@ -14,6 +14,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#if defined(__SSE2__) && defined(__GNUC__)
+#include <emmintrin.h>
+#endif
 
 #include <lauxlib.h>
 
@@ -143,12 +146,35 @@ static inline uint64_t special8(uint64_t x)
     return ((x - BYTES(0x20)) | (q - BYTES(1)) | (b - BYTES(1)) | x) & BYTES(0x80);
 }
 
+#if defined(__SSE2__) && defined(__GNUC__)
+#define EK_SCAN_SSE2 1
+/*
+ * As special8 for sixteen bytes, as a bit mask (bit k: byte k). A signed
+ * compare below 0x20 also takes the bytes 0x80 and up (negative).
+ */
+static inline unsigned special16(const unsigned char *p)
+{
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i hit = _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')), _mm_cmpeq_epi8(x, _mm_set1_epi8('\\')));
+    hit = _mm_or_si128(hit, _mm_cmplt_epi8(x, _mm_set1_epi8(0x20)));
+    return (unsigned)_mm_movemask_epi8(hit);
+}
+#endif
+
 /* The offset of the first byte from i on that is not byte_class 0 (n if none):
- * eight bytes at a time while none is, then that byte itself. */
+ * sixteen bytes at a time with SSE2 (most strings end within the first
+ * sixteen), eight at a time while none is, then that byte itself. */
 static inline size_t plain_run(const unsigned char *s, size_t i, size_t n)
 {
     uint64_t x, special;
 
+#ifdef EK_SCAN_SSE2
+    for (; n - i >= 16; i += 16) {
+        unsigned hit = special16(s + i);
+        if (hit != 0)
+            return i + (size_t)__builtin_ctz(hit);
+    }
+#endif
     for (; n - i >= 8; i += 8) {
         memcpy(&x, s + i, 8); /* one unaligned load */
         if ((special = special8(x)) != 0) {

@@ -266,7 +266,7 @@ local function settle(engine, handle, status, data, err, protected)
   return nil
 end
 
--- A non-blocking call's answer: done (its callback runs), or scheduled again.
+-- A non-blocking call's answer: done (its callback runs; returns true), or scheduled again.
 -- `checked`: the transport has already found a good write envelope and `raw` is its result_data.
 function Engine:complete(handle, status, raw, headers, checked)
   local plan = handle.plan
@@ -275,11 +275,16 @@ function Engine:complete(handle, status, raw, headers, checked)
   if not checked then data, err = client:outcome(status, raw, headers, plan.envelope, plan.expect) end
   if err == nil and not client.logger then -- the usual end: nothing to log or retry (as in Engine:run)
     resolve(handle, plan, data, true)
-    return finish(self, handle)
+    finish(self, handle)
+    return true
   end
   local wait = settle(self, handle, status, data, err, true)
-  if wait then return self:schedule(handle, core.now() + wait * 1000) end
+  if wait then
+    self:schedule(handle, core.now() + wait * 1000)
+    return false
+  end
   finish(self, handle)
+  return true
 end
 
 --- Runs a plan to its end, blocking: the same attempts, logging, retries and
@@ -398,9 +403,7 @@ local function collect(engine, client)
     local handle = inflight[id]
     if handle then
       inflight[id] = nil
-      local before = engine.pending
-      Engine.complete(engine, handle, status, raw, headers, checked)
-      if engine.pending < before then finished = finished + 1 end
+      if Engine.complete(engine, handle, status, raw, headers, checked) then finished = finished + 1 end
     end
   end
   return finished

@@ -432,14 +432,14 @@ end
 function Run:report()
   local finished, summary, jnl, results, spare = self.finished, self.summary, self.jnl, self.results, self.spare
   local keep, keep_contacts, on_result, on_progress = self.keep, self.keep_contacts, self.on_result, self.on_progress
-  local total, done = self.total, self.done
+  local total, done, succeeded, nspare = self.total, self.done, 0, #spare
   local n = 0
   while finished[n + 1] ~= nil do
     local job, r = finished[n + 1], finished[n + 2]
     n = n + 2
     done = done + 1
     if r.ok then
-      summary.succeeded = summary.succeeded + 1
+      succeeded = succeeded + 1
     else
       summary.failed = summary.failed + 1
       if r.applied == "unknown" then summary.unknown = summary.unknown + 1 end
@@ -452,8 +452,10 @@ function Run:report()
       results[job.pos] = r
     end
     if on_progress then on_progress(done, total) end
-    spare[#spare + 1] = job
+    nspare = nspare + 1
+    spare[nspare] = job
   end
+  summary.succeeded = summary.succeeded + succeeded
   for i = 1, n do finished[i] = nil end
   self.active, self.done = self.active - (done - self.done), done
 end

@@ -277,7 +277,9 @@ end
 function Contact:set(name, value)
   local max = PLAIN_TEXT[name]
   if max and type(value) == "string" and #value <= max and is_ascii(value) then
-    if value ~= "" then put(self, name, value) end
+    if value == "" then return self end
+    local changes = self[CHANGES] -- put(), inline: the usual setter call
+    if changes then changes[name] = value else self[CHANGES] = { [name] = value } end
     return self
   end
   if type(name) == "table" and value == nil then
@@ -483,8 +485,12 @@ end
 -- As absorb, from the raw JSON of a contact; the id is kept when the request named it.
 local function finish_write(plan, raw)
   local self = plan.contact
-  self[SENT], self[FIELDS], self[RAW], self[ID] = plan.body or false, false, raw, plan.id or false
-  self[CHANGES], self[CLEAR] = false, false
+  self[SENT] = plan.body or false
+  self[FIELDS] = false
+  self[RAW] = raw
+  self[ID] = plan.id or false
+  self[CHANGES] = false
+  self[CLEAR] = false
   return self
 end
 
