@@ -38,7 +38,7 @@ int ek_buffer_reserve(ek_buffer *b, size_t n)
     return 0;
 }
 
-int ek_buffer_append(ek_buffer *b, const char *s, size_t n)
+int ek_buffer_append_grow(ek_buffer *b, const char *s, size_t n)
 {
     if (ek_buffer_reserve(b, n) != 0)
         return -1;
