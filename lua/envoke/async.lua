@@ -274,7 +274,11 @@ function Engine:complete(handle, status, raw, headers, checked)
   local client = self.client
   if not checked then data, err = client:outcome(status, raw, headers, plan.envelope, plan.expect) end
   if err == nil and not client.logger then -- the usual end: nothing to log or retry (as in Engine:run)
-    resolve(handle, plan, data, true)
+    if plan.finish_never_raises then -- a write's: called here, one call less per write
+      handle.result, handle.err = plan.finish(plan, data)
+    else
+      resolve(handle, plan, data, true)
+    end
     finish(self, handle)
     return true
   end

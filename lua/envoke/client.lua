@@ -349,13 +349,11 @@ function Client:upsert_all(contacts, opts) return require("envoke.bulk").run(sel
 
 --- A new contact object bound to this client (nothing is sent).
 -- `fields` go through the setters, so they are validated at once; `id` may be
--- given to address an existing contact.
+-- given to address an existing contact. Raises "client is closed" once `close` has run.
+-- @function Client:contact
 -- @tparam[opt] table fields
 -- @treturn envoke.contact
-function Client:contact(fields)
-  if self.closed then raise("client is closed") end
-  return Contact.new(self, fields)
-end
+Client.contact = Contact.new
 
 --- Checks an id the way a path needs it: a plain integer 1..4294967295.
 -- @treturn string its decimal text

@@ -189,9 +189,10 @@ end
 -- existing contact; the other fields the server owns (`external_id`,
 -- `consent_expiry`, `date_created`) are kept as read and never sent, so a
 -- contact round-trips from `fields()` or an export; every other field goes
--- through `set`.
+-- through `set`. It is `client:contact` itself (one call less per contact).
 -- @local
 function Contact.new(client, fields)
+  if client.closed then fail("client is closed") end
   if fields == nil then return blank(client, false) end
   if type(fields) ~= "table" then fail("contact fields must be a table, got %s", type(fields)) end
   -- No fields table yet: fields_of makes it when read, from the id.
