@@ -131,7 +131,7 @@ function Client.new(opts)
   self.logger = opts.logger or false
   self.on_overlong = opts.on_overlong or "error"
   self.json = require("cjson.safe").new()
-  self.retry = retry.policy(opts.retries)
+  self.retry = retry.policy(opts.retries) or false
   if opts.rate_limit then self.bucket = require("envoke.ratelimit").new(opts.rate_limit, core.now()) end
   local settings = settings_of(opts)
   local transport = opts.transport or default_transport()
