@@ -250,7 +250,7 @@ function Run:fail(job, err, applied)
   if applied == nil then applied = job.maybe and "unknown" or false end
   -- The contact is the plan's once planned, else the one built (job.contact) if any.
   local plan = job.plan
-  self:finish(job, { ok = false, err = err, contact = plan and plan.contact or job.contact, applied = applied })
+  self:finish(job, { ok = false, err = err, contact = plan and plan.contact or job.contact or nil, applied = applied })
 end
 
 -- A job that could not be built or sent: this attempt never left (an earlier
